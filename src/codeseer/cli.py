@@ -1,0 +1,107 @@
+"""The ``codeseer`` command line: index a repository, then search it in plain language or code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+
+from codeseer.errors import CodeseerError
+
+app = typer.Typer(
+    name="codeseer",
+    help="Search code in plain language, offline. Start with `codeseer index` in a repository, "
+    "then `codeseer search \"what you are looking for\"`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+SNIPPET_LINES = 8
+PYGMENTS_LEXERS = {"csharp": "csharp", "cpp": "cpp", "tsx": "tsx", "markdown": "markdown", "rst": "rst"}
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(help="Repository or folder to index.")] = Path("."),
+    index_dir: Annotated[Optional[Path], typer.Option("--index", help="Where to keep the index (default: PATH/.codeseer).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="sentence-transformers folder or hub id (default: all-MiniLM-L6-v2, bundled).")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the existing index and build it again (e.g. to change model).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Index PATH: chunk source files with tree-sitter, embed new chunks, update the BM25 index.
+
+    Re-running is incremental: only changed files are read and only new chunks are embedded.
+    Killing it at any moment leaves the previous index searchable.
+    """
+    from codeseer.index.indexer import index_repository
+
+    report = index_repository(path, index_dir=index_dir, model=model, rebuild=rebuild, progress=not as_json and err.is_terminal)
+    if as_json:
+        sys.stdout.write(json.dumps(report.__dict__, indent=2) + "\n")
+        return
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items())) or "none"
+    err.print(
+        f"[bold green]indexed[/] {report.files} files, {report.chunks} chunks in {report.seconds:.1f}s "
+        f"({report.changed_files} changed, {report.deleted_files} deleted, {report.embedded_chunks} chunks embedded, "
+        f"{report.reused_chunks} reused; skipped: {skipped})\n[dim]index: {report.index_dir}  model: {report.model}[/]"
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What you are looking for, in words or code.")],
+    index_dir: Annotated[Optional[Path], typer.Option("--index", help="Index folder (default: found in this folder or a parent).")] = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="Number of results.")] = 10,
+    lang: Annotated[Optional[list[str]], typer.Option("--lang", "-l", help="Only these languages (repeatable): py, java, ts, go, ...")] = None,
+    path_glob: Annotated[Optional[str], typer.Option("--path", help="Only paths matching this glob, e.g. 'src/**/*.py'.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid (dense + BM25), dense or lexical.")] = "hybrid",
+    fusion: Annotated[str, typer.Option("--fusion", help="How hybrid mixes the two: convex (normalised scores, default) or rrf.")] = "convex",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Must match the index's model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as a JSON list.")] = False,
+) -> None:
+    """Search the index: prints `path:start-end symbol score` and a snippet per hit."""
+    from codeseer.index.store import IndexStore
+    from codeseer.search.searcher import Searcher
+
+    if not query.strip():
+        raise CodeseerError("empty query: say what you are looking for")
+    store = IndexStore.open_existing(index_dir) if index_dir else IndexStore.find(Path.cwd())
+    hits = Searcher(store, model=model).search(query, k=k, mode=mode, languages=lang, path_glob=path_glob, fusion=fusion)
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_dict() for h in hits], indent=2) + "\n")
+        return
+    if not hits:
+        err.print("no results")
+        return
+    for hit in hits:
+        out.print(
+            f"[bold cyan]{hit.path}[/]:[yellow]{hit.start_line}-{hit.end_line}[/] "
+            f"[bold]{hit.symbol or hit.kind}[/] [dim]{hit.score:.4f}[/]"
+        )
+        lines = hit.text.splitlines()
+        snippet = "\n".join(lines[:SNIPPET_LINES]) + ("\n…" if len(lines) > SNIPPET_LINES else "")
+        out.print(Syntax(snippet, PYGMENTS_LEXERS.get(hit.language, hit.language), line_numbers=True,
+                         start_line=hit.start_line, theme="ansi_dark", word_wrap=False))
+
+
+def main() -> None:
+    try:
+        app()
+    except CodeseerError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Incremental, crash-safe indexing of a source tree.
+
+Only files whose size/mtime changed are read; only chunks whose content hash is new are embedded
+(vectors of moved or unchanged chunks are reused). Embedded vectors are journaled as they are
+computed, so a killed run loses no model work; the commit itself is the atomic ``state.json``
+replace in :mod:`codeseer.index.store`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from codeseer.errors import CodeseerError
+from codeseer.index.chunker import Chunk, chunk_source
+from codeseer.index.store import FILE_SCHEMA, IndexState, IndexStore, chunk_schema, column_values, sql_in
+from codeseer.index.walker import SourceFile, WalkStats, read_source, walk
+from codeseer.models.embedder import Embedder, resolve_model
+from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_text
+
+KEEP_OLD_VERSIONS = timedelta(minutes=10)  # readers that opened an older snapshot keep working
+NEVER = timedelta(days=36500)  # before the commit point, the committed versions must survive
+
+
+@dataclass
+class IndexReport:
+    root: str
+    index_dir: str
+    model: str
+    files: int = 0
+    chunks: int = 0
+    changed_files: int = 0
+    deleted_files: int = 0
+    embedded_chunks: int = 0
+    reused_chunks: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def embed_text(chunk: Chunk) -> str:
+    """What the model sees: the qualified name (a method's class is context), then the code.
+
+    The path is left out on purpose: moving a file must not re-embed it. BM25 still sees the path.
+    """
+    return f"{chunk.symbol}\n{chunk.text}" if chunk.symbol else chunk.text
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def chunk_id(chunk: Chunk, digest: str) -> str:
+    return hashlib.sha1(f"{chunk.path}\0{chunk.start_line}\0{chunk.end_line}\0{digest}".encode()).hexdigest()
+
+
+class _Progress:
+    """Rich progress when asked for, silent otherwise (tests, --json)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._progress = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                transient=True,
+            )
+
+    def __enter__(self):
+        if self._progress:
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress:
+            self._progress.__exit__(*exc)
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        if not self._progress:
+            return lambda n: None
+        task_id = self._progress.add_task(description, total=total)
+        return lambda n: self._progress.advance(task_id, n)
+
+
+def index_repository(
+    root: Path,
+    *,
+    index_dir: Path | None = None,
+    model: str | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+    embedder_factory: Callable[[str | None], Embedder] | None = None,
+) -> IndexReport:
+    started = time.perf_counter()
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise CodeseerError(f"path does not exist: {root}")
+    if not root.is_dir():
+        raise CodeseerError(f"not a directory: {root}")
+    root = root.resolve()
+    store = IndexStore(Path(index_dir).expanduser().resolve() if index_dir else root / ".codeseer")
+    with store.write_lock():
+        state = store.read_state() if not rebuild else None
+        if rebuild:
+            store.drop_all()
+        if state is not None and Path(state.root) != root:
+            raise CodeseerError(f"index {store.directory} belongs to {state.root}, not {root}")
+        if state is not None and model is not None and resolve_model(model).name != state.model:
+            raise CodeseerError(
+                f"index was built with model {state.model}, not {resolve_model(model).name}; "
+                "pass the same --model or re-create it with `codeseer index --rebuild --model ...`"
+            )
+        model_name = state.model if state is not None else resolve_model(model).name
+        report = IndexReport(root=str(root), index_dir=str(store.directory), model=model_name)
+        run = _IndexRun(store, state, root, model if state is None else state.model, report, embedder_factory)
+        with _Progress(progress) as bar:
+            run.execute(bar)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _IndexRun:
+    def __init__(self, store, state, root, model, report, embedder_factory) -> None:
+        self.store = store
+        self.state: IndexState | None = state
+        self.root = root
+        self.model = model
+        self.report = report
+        self.embedder_factory = embedder_factory or (lambda m: Embedder(m))
+        self._embedder: Embedder | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self.embedder_factory(self.model)
+        return self._embedder
+
+    def _old_files(self, files_table) -> dict[str, dict]:
+        if self.state is None:
+            return {}
+        table = files_table.to_arrow()
+        return {row["path"]: row for row in table.to_pylist()}
+
+    def execute(self, bar: _Progress) -> None:
+        stats = WalkStats()
+        sources = list(walk(self.root, stats))
+        if self.state is None and not sources:
+            raise CodeseerError(f"no source files found under {self.root} (nothing to index)")
+        dim = self.embedder.dim if self.state is None else self.state.dim
+        chunks_table, files_table = self.store.writable_tables(self.state, dim)
+        old_files = self._old_files(files_table)
+        seen = {f.rel for f in sources}
+        deleted = sorted(set(old_files) - seen)
+        candidates = [
+            f for f in sources
+            if f.rel not in old_files
+            or (old_files[f.rel]["mtime_ns"], old_files[f.rel]["size"]) != (f.mtime_ns, f.size)
+        ]
+
+        changed: list[tuple[SourceFile, str, list[Chunk]]] = []
+        touched: list[tuple[SourceFile, str, int]] = []
+        unreadable: set[str] = set()
+        advance = bar.task("chunking", len(candidates))
+        for source in candidates:
+            text = read_source(source, stats)
+            advance(1)
+            if text is None:
+                unreadable.add(source.rel)
+                continue
+            digest = content_hash(text)
+            old = old_files.get(source.rel)
+            if old is not None and old["file_hash"] == digest:
+                touched.append((source, digest, old["chunks"]))
+                continue
+            changed.append((source, digest, chunk_source(source.rel, text, source.language)))
+        # A file that became unreadable (binary, not UTF-8) leaves the index like a deleted one.
+        deleted += sorted(p for p in unreadable if p in old_files)
+
+        self.report.skipped = dict(stats.skipped)
+        self.report.changed_files = len(changed)
+        self.report.deleted_files = len(deleted)
+        if self.state is not None and not (changed or touched or deleted):
+            self._finish_counts(self.state)
+            return
+
+        stale_paths = [s.rel for s, _, _ in changed] + deleted
+        rows = self._build_rows(changed, chunks_table, stale_paths, dim, bar)
+
+        for batch in _batches(stale_paths + [s.rel for s, _, _ in touched], 500):
+            files_table.delete(sql_in("path", batch))
+        for batch in _batches(stale_paths, 500):
+            chunks_table.delete(sql_in("path", batch))
+        if rows:
+            chunks_table.add(pa.Table.from_pylist(rows, schema=chunk_schema(dim)))
+        file_rows = [
+            _file_row(s, digest, len(chunks)) for s, digest, chunks in changed
+        ] + [_file_row(s, digest, n) for s, digest, n in touched]
+        if file_rows:
+            files_table.add(pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA))
+        self._prepare_for_commit(chunks_table, files_table)
+
+        state = IndexState(
+            root=str(self.root),
+            model=self.report.model,
+            dim=dim,
+            chunks_version=chunks_table.version,
+            files_version=files_table.version,
+            files=files_table.count_rows(),
+            chunks=chunks_table.count_rows(),
+            updated_at=IndexState.now(),
+        )
+        self.store.write_state(state)
+        self.store.drop_journals()
+        for table in (chunks_table, files_table):
+            try:  # nothing is left to compact, so this only prunes versions: no new version
+                table.optimize(cleanup_older_than=KEEP_OLD_VERSIONS)
+            except Exception:  # housekeeping only; the commit already happened
+                pass
+        self._finish_counts(state)
+
+    def _finish_counts(self, state: IndexState) -> None:
+        self.report.files = state.files
+        self.report.chunks = state.chunks
+
+    def _build_rows(self, changed, chunks_table, stale_paths, dim, bar) -> list[dict]:
+        pending: list[tuple[Chunk, str, str]] = []
+        for _source, _digest, chunks in changed:
+            for chunk in chunks:
+                text = embed_text(chunk)
+                pending.append((chunk, text, content_hash(text)))
+        if not pending:
+            return []
+        known = self._known_vectors(chunks_table, stale_paths, {h for _, _, h in pending}, dim)
+        missing: dict[str, str] = {}
+        for _chunk, text, digest in pending:
+            if digest not in known:
+                missing.setdefault(digest, text)
+        self.report.embedded_chunks = len(missing)
+        self.report.reused_chunks = len(pending) - sum(
+            1 for _, _, h in pending if h in missing
+        )
+        if missing:
+            journal = self.store.journal(self.report.model, dim)
+            hashes = list(missing)
+            advance = bar.task("embedding", len(hashes))
+
+            def save(start: int, vectors: np.ndarray) -> None:
+                batch = hashes[start : start + len(vectors)]
+                journal.add(pa.Table.from_pydict(
+                    {"content_hash": batch, "vector": list(vectors)}, schema=journal.schema
+                ))
+                known.update(zip(batch, vectors))
+                advance(len(vectors))
+
+            self.embedder.encode_documents([missing[h] for h in hashes], on_slab=save)
+        rows = []
+        for chunk, _text, digest in pending:
+            rows.append(
+                {
+                    "chunk_id": chunk_id(chunk, digest),
+                    "path": chunk.path,
+                    "language": chunk.language,
+                    "start_line": chunk.start_line,
+                    "end_line": chunk.end_line,
+                    "symbol": chunk.symbol,
+                    "kind": chunk.kind,
+                    "content_hash": digest,
+                    "text": chunk.text,
+                    "search_text": lexical_text(chunk.symbol, chunk.text),
+                    "vector": np.asarray(known[digest], dtype=np.float32),
+                }
+            )
+        return rows
+
+    def _known_vectors(self, chunks_table, stale_paths, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
+        """Vectors we already have for these hashes: in the index (any path) or in a journal."""
+        known: dict[str, np.ndarray] = {}
+        if self.state is not None and wanted:
+            hashes = column_values(chunks_table, "content_hash")
+            reusable = sorted(wanted.intersection(hashes))
+            for batch in _batches(reusable, 500):
+                table = chunks_table.search().where(sql_in("content_hash", batch)).select(
+                    ["content_hash", "vector"]
+                ).limit(None).to_arrow()
+                for digest, vector in zip(table["content_hash"].to_pylist(), table["vector"].to_numpy(zero_copy_only=False)):
+                    known[digest] = np.asarray(vector, dtype=np.float32)
+        journal = self.store.journal(self.report.model, dim)
+        if journal.count_rows():
+            table = journal.to_arrow()
+            for digest, vector in zip(table["content_hash"].to_pylist(), table["vector"].to_pylist()):
+                if digest in wanted:
+                    known[digest] = np.asarray(vector, dtype=np.float32)
+        return known
+
+    def _prepare_for_commit(self, chunks_table, files_table) -> None:
+        """Compact and bring the BM25 index up to date, deleting nothing the committed state uses."""
+        for table in (chunks_table, files_table):
+            table.optimize(cleanup_older_than=NEVER)
+        has_fts = any(FTS_COLUMN in idx.columns for idx in chunks_table.list_indices())
+        if not has_fts and chunks_table.count_rows():
+            chunks_table.create_index(FTS_COLUMN, config=fts_config(), replace=True)
+
+
+def _file_row(source: SourceFile, digest: str, n_chunks: int) -> dict:
+    return {
+        "path": source.rel,
+        "language": source.language,
+        "size": source.size,
+        "mtime_ns": source.mtime_ns,
+        "file_hash": digest,
+        "chunks": n_chunks,
+    }
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

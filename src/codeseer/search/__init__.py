@@ -1,0 +1,1 @@
+"""Search over a codeseer index: dense, lexical (BM25) and their fusion."""
