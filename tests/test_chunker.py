@@ -968,11 +968,15 @@ def test_empty_and_blank_input() -> None:
 
 
 def test_huge_single_line_is_cut_by_chars() -> None:
-    text = "var a = '" + "b" * 200_000 + "';"
+    rng = random.Random(7)
+    text = "var a = '" + "".join(rng.choice("abcdef") for _ in range(200_000)) + "';"
     chunks = chunk_source("min.js", text)
     assert len(chunks) >= 200_000 // 6000
     assert all((c.start_line, c.end_line, c.kind) == (1, 1, "window") for c in chunks)
     assert "".join(c.text for c in chunks) == text
+    # identical pieces (same range, same text) are emitted once: ids downstream stay unique
+    same = chunk_source("min.js", "x = '" + "b" * 200_000 + "'")
+    assert len(same) == len(set(same)) < 10
 
 
 def test_fixtures_are_fast() -> None:
@@ -1011,6 +1015,11 @@ def test_detect_language(path: str, language: str | None) -> None:
 def test_header_sniffing_and_structural_flags() -> None:
     assert detect_language("x.h", "namespace foo {\nclass A {};\n}\n") == "cpp"
     assert detect_language("x.h", "struct a { int b; };\nint f(void);\n") == "c"
+    # chunk_source re-checks headers the walker labelled "c" from the name alone
+    header = "namespace ui {\nclass Widget {\n public:\n  int width() const {\n    return 1;\n  }\n};\n}\n"
+    chunks = chunk_source("include/widget.h", header, "c")
+    assert {c.language for c in chunks} == {"cpp"}
+    assert ("Widget.width", "method") in {(c.symbol, c.kind) for c in chunks}
     assert is_structural("python") and is_structural("kotlin")
     assert not is_structural("markdown") and not is_structural("toml") and not is_structural(None)
     assert STRUCTURAL_LANGUAGES == {

@@ -22,7 +22,9 @@ Conventions (see also ``Chunk``):
   containers: they are transparent and never part of a symbol (C++, C#, PHP, Java,
   Kotlin, TypeScript ``namespace``); Ruby ``module`` and Rust ``mod`` blocks are.
 * Functions are leaves: nested functions and classes defined inside a function stay in
-  the enclosing function's chunk.
+  the enclosing function's chunk (one chunk per top-level callable; no duplicates).
+  Definitions nested in other top-level statements (``if TYPE_CHECKING:``, ``#ifdef``,
+  an IIFE, ``describe(() => ...)``) are still found.
 * A function is a ``method`` when its symbol is qualified by a type: defined in a
   container, a Go receiver (``Server.Serve``), a Rust ``impl`` (``Parser.parse``, trait
   impls too), a C++ out-of-line name (``Foo::bar`` -> ``Foo.bar``), a Kotlin extension
@@ -32,6 +34,7 @@ Conventions (see also ``Chunk``):
 * Top-level code outside definitions becomes ``module`` chunks; a few trailing lines that
   hold only closing brackets / ``end`` are appended to the chunk just above them instead
   of becoming chunks of their own. Every non-blank line ends up in at least one chunk.
+* Structural files without any definition (scripts) and unparsable input get windows.
 * Files with very long lines on average (minified / generated code) are chunked by
   windows; a single line longer than ``max_chars`` is cut into ``max_chars`` pieces that
   all report that line as their range.
@@ -79,7 +82,7 @@ class Chunk:
 class _Src:
     """The file as lines (split on ``\\n`` only, like tree-sitter rows) plus char sums."""
 
-    __slots__ = ("lines", "n", "cum", "data")
+    __slots__ = ("lines", "n", "cum")
 
     def __init__(self, text: str) -> None:
         lines = text.split("\n")
@@ -93,7 +96,6 @@ class _Src:
             acc += len(line) + 1
             cum.append(acc)
         self.cum = cum
-        self.data = b""
 
     def chars(self, s: int, e: int) -> int:
         return self.cum[e + 1] - self.cum[s] - 1
@@ -820,8 +822,17 @@ class _Structural:
 
     def gap(self, s: int, e: int, own: _Def | None, covered: bytearray, ends: dict[int, _Piece]) -> None:
         src, out = self.src, self.out
-        nonblank = [r for r in range(s, e + 1) if not src.blank(r)]
-        if len(nonblank) <= _MAX_TRIVIAL_GAP and all(_TRIVIAL_LINE.match(src.lines[r]) for r in nonblank):
+        # Leading lines that only close brackets / blocks belong to the chunk above.
+        last_trivial = -1
+        seen = 0
+        for r in range(s, e + 1):
+            if src.blank(r):
+                continue
+            if seen == _MAX_TRIVIAL_GAP or not _TRIVIAL_LINE.match(src.lines[r]):
+                break
+            seen += 1
+            last_trivial = r
+        if last_trivial >= 0:
             prev = s - 1
             while prev >= 0 and not covered[prev]:
                 prev -= 1
@@ -829,14 +840,16 @@ class _Structural:
             if (
                 piece is not None
                 and piece.text is None
-                and piece.head.count("\n") + (e - piece.s + 1) <= out.max_lines
-                and len(piece.head) + src.chars(piece.s, e) <= out.max_chars
+                and piece.head.count("\n") + (last_trivial - piece.s + 1) <= out.max_lines
+                and len(piece.head) + src.chars(piece.s, last_trivial) <= out.max_chars
             ):
                 del ends[prev]
-                piece.e = e
-                ends[e] = piece
-                covered[s : e + 1] = b"\x01" * (e - s + 1)
-                return
+                piece.e = last_trivial
+                ends[last_trivial] = piece
+                covered[s : last_trivial + 1] = b"\x01" * (last_trivial - s + 1)
+                s = last_trivial + 1
+        if s > e:
+            return
         if own is None:
             symbol, kind = "", "module"
         else:
@@ -988,50 +1001,52 @@ def chunk_source(
         max_chars = max(1, int(max_chars))
         window_lines = max(1, int(window_lines))
         window_overlap = max(0, min(int(window_overlap), window_lines - 1))
-        if language is None:
-            language = detect_language(path, text)
+        if language is None or (language == "c" and str(path).lower().endswith(".h")):
+            language = detect_language(path, text) or language  # sniffs C++ headers
+        label = language or "text"
+        src = _Src(text)
     except Exception:
         return []
-    src = _Src(text)
-    label = language or "text"
     try:
         out = _Out(src, max_lines, max_chars, window_lines, window_overlap)
-        kind = _chunk_into(out, src, text, language)
-    except Exception:
-        out = _Out(src, max_lines, max_chars, window_lines, window_overlap)
-        kind = "window"
+        _chunk_into(out, src, text, language)
+        return _finish(out, str(path), label)
+    except Exception:  # parse failure, grammar missing, a bug: never lose the file
         try:
+            out = _Out(src, max_lines, max_chars, window_lines, window_overlap)
             out.windows(0, src.n - 1, "", "window")
+            return _finish(out, str(path), label)
         except Exception:
             return []
-    del kind
-    return _finish(out, str(path), label)
 
 
-def _chunk_into(out: _Out, src: _Src, text: str, language: str | None) -> str:
+def _chunk_into(out: _Out, src: _Src, text: str, language: str | None) -> None:
     if language in ("markdown", "rst"):
         heads = _markdown_headings(src.lines) if language == "markdown" else _rst_headings(src.lines)
         _sections(out, heads)
-        return "section"
+        return
     spec = _SPECS.get(language or "")
     if spec is not None and is_structural(language) and len(text) / src.n <= _MINIFIED_AVG_LINE:
         data = text.encode("utf-8", "replace")
         tree = get_parser(language).parse(data)
         if _Structural(out, spec, data).run(tree.root_node):
-            return "structural"
-        out.pieces.clear()
+            return
+        out.pieces.clear()  # no definitions at all: windows
     out.windows(0, src.n - 1, "", "window")
-    return "window"
 
 
 def _finish(out: _Out, path: str, language: str) -> list[Chunk]:
     src = out.src
     pieces = sorted(out.pieces, key=lambda p: (p.s, p.order))
     chunks = []
+    seen: set[Chunk] = set()  # e.g. identical slices of one huge line: one is enough
     for p in pieces:
         if p.text is not None:
             text = p.text
         else:
             text = p.head + src.text(p.s, p.e)
-        chunks.append(Chunk(path, language, p.s + 1, p.e + 1, p.symbol, p.kind, text))
+        chunk = Chunk(path, language, p.s + 1, p.e + 1, p.symbol, p.kind, text)
+        if chunk not in seen:
+            seen.add(chunk)
+            chunks.append(chunk)
     return chunks
