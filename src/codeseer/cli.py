@@ -12,6 +12,10 @@ from rich.console import Console
 from rich.syntax import Syntax
 
 from codeseer.errors import CodeseerError
+from codeseer.eval.commands import eval_command, eval_repo_command
+from codeseer.apps.commands import context_command, docs_command, dupes_command, locate_command, similar_command, stale_docs_command
+from codeseer.serve.commands import mcp_command, serve_command
+from codeseer.models.commands import embed_command, models_command
 
 app = typer.Typer(
     name="codeseer",
@@ -34,16 +38,27 @@ def index(
     index_dir: Annotated[Optional[Path], typer.Option("--index", help="Where to keep the index (default: PATH/.codeseer).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="sentence-transformers folder or hub id (default: all-MiniLM-L6-v2, bundled).")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the existing index and build it again (e.g. to change model).")] = False,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Registry recipe (prefixes, pooling) for local weights, e.g. jinaai/jina-code-embeddings-0.5b; see `codeseer models`.")] = None,
+    dim: Annotated[Optional[int], typer.Option("--dim", help="Matryoshka: keep the first N dimensions (re-normalised).")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="Stored vectors: float32 (default), float16, int8 (calibrated) or binary; int8/binary are rescored with the full-precision query.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Index PATH: chunk source files with tree-sitter, embed new chunks, update the BM25 index.
 
     Re-running is incremental: only changed files are read and only new chunks are embedded.
     Killing it at any moment leaves the previous index searchable.
+
+    Examples:
+
+      codeseer index                      # this folder, into ./.codeseer
+
+      codeseer index ~/src/flask --json   # machine-readable summary
+
+      codeseer index . --rebuild --model ./my-model   # switch to another local model
     """
     from codeseer.index.indexer import index_repository
 
-    report = index_repository(path, index_dir=index_dir, model=model, rebuild=rebuild, progress=not as_json and err.is_terminal)
+    report = index_repository(path, index_dir=index_dir, model=model, rebuild=rebuild, precision=precision, recipe=recipe, dim=dim, progress=not as_json and err.is_terminal)
     if as_json:
         sys.stdout.write(json.dumps(report.__dict__, indent=2) + "\n")
         return
@@ -65,16 +80,26 @@ def search(
     mode: Annotated[str, typer.Option("--mode", help="hybrid (dense + BM25), dense or lexical.")] = "hybrid",
     fusion: Annotated[str, typer.Option("--fusion", help="How hybrid mixes the two: convex (normalised scores, default) or rrf.")] = "convex",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Must match the index's model.")] = None,
+    task: Annotated[str, typer.Option("--task", help="Query role: nl2code (default), qa, code2code, code2nl, completion.")] = "nl2code",
     as_json: Annotated[bool, typer.Option("--json", help="Print results as a JSON list.")] = False,
 ) -> None:
-    """Search the index: prints `path:start-end symbol score` and a snippet per hit."""
+    """Search the index: prints `path:start-end symbol score` and a snippet per hit.
+
+    Examples:
+
+      codeseer search "retry an operation that sometimes fails"
+
+      codeseer search handle_user_exception --mode lexical
+
+      codeseer search "parse a config file" --lang py --path 'src/**' -k 5 --json
+    """
     from codeseer.index.store import IndexStore
     from codeseer.search.searcher import Searcher
 
     if not query.strip():
         raise CodeseerError("empty query: say what you are looking for")
     store = IndexStore.open_existing(index_dir) if index_dir else IndexStore.find(Path.cwd())
-    hits = Searcher(store, model=model).search(query, k=k, mode=mode, languages=lang, path_glob=path_glob, fusion=fusion)
+    hits = Searcher(store, model=model, task=task).search(query, k=k, mode=mode, languages=lang, path_glob=path_glob, fusion=fusion)
     if as_json:
         sys.stdout.write(json.dumps([h.to_dict() for h in hits], indent=2) + "\n")
         return
@@ -90,6 +115,20 @@ def search(
         snippet = "\n".join(lines[:SNIPPET_LINES]) + ("\n…" if len(lines) > SNIPPET_LINES else "")
         out.print(Syntax(snippet, PYGMENTS_LEXERS.get(hit.language, hit.language), line_numbers=True,
                          start_line=hit.start_line, theme="ansi_dark", word_wrap=False))
+
+
+app.command("eval")(eval_command)
+app.command("eval-repo")(eval_repo_command)
+app.command("similar")(similar_command)
+app.command("dupes")(dupes_command)
+app.command("locate")(locate_command)
+app.command("context")(context_command)
+app.command("docs")(docs_command)
+app.command("stale-docs")(stale_docs_command)
+app.command("serve")(serve_command)
+app.command("mcp")(mcp_command)
+app.command("models")(models_command)
+app.command("embed")(embed_command)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from codeseer.errors import CodeseerError
 from codeseer.index.chunker import Chunk, chunk_source
+from codeseer.index.quantize import PRECISIONS, Codec
 from codeseer.index.store import FILE_SCHEMA, IndexState, IndexStore, chunk_schema, column_values, sql_in
 from codeseer.index.walker import SourceFile, WalkStats, read_source, walk
 from codeseer.models.embedder import Embedder, resolve_model
@@ -96,6 +97,9 @@ def index_repository(
     index_dir: Path | None = None,
     model: str | None = None,
     rebuild: bool = False,
+    precision: str | None = None,
+    recipe: str | None = None,
+    dim: int | None = None,
     progress: bool = False,
     embedder_factory: Callable[[str | None], Embedder] | None = None,
 ) -> IndexReport:
@@ -118,9 +122,24 @@ def index_repository(
                 f"index was built with model {state.model}, not {resolve_model(model).name}; "
                 "pass the same --model or re-create it with `codeseer index --rebuild --model ...`"
             )
+        if state is not None and precision is not None and precision != state.precision:
+            raise CodeseerError(
+                f"index stores {state.precision} vectors, not {precision}; re-create it with `codeseer index --rebuild --precision {precision}`"
+            )
+        if state is not None and dim is not None and dim != state.dim:
+            raise CodeseerError(f"index holds {state.dim}-d vectors, not {dim}; re-create it with `codeseer index --rebuild --dim {dim}`")
+        if state is not None and recipe is not None and recipe != state.recipe:
+            raise CodeseerError(f"index was built with recipe {state.recipe}, not {recipe}; re-create it with --rebuild")
+        if precision is not None and precision not in PRECISIONS:
+            raise CodeseerError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         model_name = state.model if state is not None else resolve_model(model).name
         report = IndexReport(root=str(root), index_dir=str(store.directory), model=model_name)
-        run = _IndexRun(store, state, root, model if state is None else state.model, report, embedder_factory)
+        if state is not None:
+            model, recipe, dim = state.model, state.recipe, state.dim
+        factory = embedder_factory or (lambda m: Embedder(m, recipe=recipe, dim=dim))
+        run = _IndexRun(store, state, root, model, report, factory)
+        run.recipe = recipe
+        run.precision = state.precision if state is not None else (precision or "float32")
         with _Progress(progress) as bar:
             run.execute(bar)
     report.seconds = time.perf_counter() - started
@@ -134,7 +153,7 @@ class _IndexRun:
         self.root = root
         self.model = model
         self.report = report
-        self.embedder_factory = embedder_factory or (lambda m: Embedder(m))
+        self.embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
 
     @property
@@ -155,7 +174,8 @@ class _IndexRun:
         if self.state is None and not sources:
             raise CodeseerError(f"no source files found under {self.root} (nothing to index)")
         dim = self.embedder.dim if self.state is None else self.state.dim
-        chunks_table, files_table = self.store.writable_tables(self.state, dim)
+        self.codec = Codec(self.precision, dim, self.state.calibration if self.state else None)
+        chunks_table, files_table = self.store.writable_tables(self.state, dim, self.precision)
         old_files = self._old_files(files_table)
         seen = {f.rel for f in sources}
         deleted = sorted(set(old_files) - seen)
@@ -199,7 +219,7 @@ class _IndexRun:
         for batch in _batches(stale_paths, 500):
             chunks_table.delete(sql_in("path", batch))
         if rows:
-            chunks_table.add(pa.Table.from_pylist(rows, schema=chunk_schema(dim)))
+            chunks_table.add(pa.Table.from_pylist(rows, schema=chunk_schema(dim, self.precision)))
         file_rows = [
             _file_row(s, digest, len(chunks)) for s, digest, chunks in changed
         ] + [_file_row(s, digest, n) for s, digest, n in touched]
@@ -216,6 +236,9 @@ class _IndexRun:
             files=files_table.count_rows(),
             chunks=chunks_table.count_rows(),
             updated_at=IndexState.now(),
+            precision=self.precision,
+            recipe=self.recipe,
+            calibration=self.codec.calibration,
         )
         self.store.write_state(state)
         self.store.drop_journals()
@@ -261,6 +284,8 @@ class _IndexRun:
                 advance(len(vectors))
 
             self.embedder.encode_documents([missing[h] for h in hashes], on_slab=save)
+        self.codec.calibrate(np.stack([known[h] for _, _, h in pending]))
+        stored = dict(zip(known, self.codec.encode(np.stack(list(known.values())))))
         rows = []
         for chunk, _text, digest in pending:
             rows.append(
@@ -275,7 +300,7 @@ class _IndexRun:
                     "content_hash": digest,
                     "text": chunk.text,
                     "search_text": lexical_text(*[chunk.symbol] * SYMBOL_BOOST, chunk.text),
-                    "vector": np.asarray(known[digest], dtype=np.float32),
+                    "vector": stored[digest],
                 }
             )
         return rows
@@ -290,8 +315,8 @@ class _IndexRun:
                 table = chunks_table.search().where(sql_in("content_hash", batch)).select(
                     ["content_hash", "vector"]
                 ).limit(None).to_arrow()
-                for digest, vector in zip(table["content_hash"].to_pylist(), table["vector"].to_numpy(zero_copy_only=False)):
-                    known[digest] = np.asarray(vector, dtype=np.float32)
+                vectors = self.codec.decode(np.stack(table["vector"].to_numpy(zero_copy_only=False)))
+                known.update(zip(table["content_hash"].to_pylist(), vectors))
         journal = self.store.journal(self.report.model, dim)
         if journal.count_rows():
             table = journal.to_arrow()

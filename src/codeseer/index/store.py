@@ -35,7 +35,15 @@ CHUNKS = "chunks"
 FILES = "files"
 
 
-def chunk_schema(dim: int) -> pa.Schema:
+def vector_type(dim: int, precision: str = "float32") -> pa.DataType:
+    """The stored vector column: floats for exact search, int8 codes, or packed sign bits."""
+    if precision == "binary":
+        return pa.list_(pa.uint8(), (dim + 7) // 8)
+    value = {"float32": pa.float32(), "float16": pa.float16(), "int8": pa.int8()}[precision]
+    return pa.list_(value, dim)
+
+
+def chunk_schema(dim: int, precision: str = "float32") -> pa.Schema:
     return pa.schema(
         [
             ("chunk_id", pa.string()),
@@ -48,7 +56,7 @@ def chunk_schema(dim: int) -> pa.Schema:
             ("content_hash", pa.string()),
             ("text", pa.string()),
             ("search_text", pa.string()),
-            ("vector", pa.list_(pa.float32(), dim)),
+            ("vector", vector_type(dim, precision)),
         ]
     )
 
@@ -81,6 +89,9 @@ class IndexState:
     files: int
     chunks: int
     updated_at: str
+    precision: str = "float32"
+    recipe: str | None = None  # registry recipe applied to the model (prefixes, pooling)
+    calibration: list[list[float]] | None = None  # int8: per-dimension [lo, hi]
     format: int = FORMAT_VERSION
 
     @staticmethod
@@ -182,14 +193,14 @@ class IndexStore:
             raise CodeseerError(f"index at {self.directory} is damaged ({exc}); rebuild with `codeseer index --rebuild`") from exc
         return chunks, files
 
-    def writable_tables(self, state: IndexState | None, dim: int):
+    def writable_tables(self, state: IndexState | None, dim: int, precision: str = "float32"):
         """Tables rolled back to the committed state (undoing a killed writer's partial work)."""
         names = self.table_names()
         if state is None:
             for name in (CHUNKS, FILES):
                 if name in names:
                     self.db.drop_table(name)
-            chunks = self.db.create_table(CHUNKS, schema=chunk_schema(dim))
+            chunks = self.db.create_table(CHUNKS, schema=chunk_schema(dim, precision))
             files = self.db.create_table(FILES, schema=FILE_SCHEMA)
             return chunks, files
         chunks = self.db.open_table(CHUNKS)

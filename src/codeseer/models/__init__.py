@@ -1,5 +1,17 @@
-"""Embedding models: loading (offline-first) and encoding."""
+"""Embedding models: tasks, a registry of model recipes, loading (offline-first) and encoding."""
 
 from codeseer.models.embedder import DEFAULT_MODEL, Embedder, resolve_model
+from codeseer.models.registry import REGISTRY, ModelRecipe, find_recipe, get_recipe
+from codeseer.models.tasks import TASKS, get_task
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "resolve_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Embedder",
+    "ModelRecipe",
+    "REGISTRY",
+    "TASKS",
+    "find_recipe",
+    "get_recipe",
+    "get_task",
+    "resolve_model",
+]

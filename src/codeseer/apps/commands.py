@@ -1,0 +1,302 @@
+"""CLI front-end of the retrieval applications (registered in :mod:`codeseer.cli`).
+
+Imports stay light at module level: numpy, lancedb and the model load only when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.syntax import Syntax
+
+from codeseer.errors import CodeseerError
+
+out = Console()
+err = Console(stderr=True)
+
+SNIPPET_LINES = 8
+PYGMENTS_LEXERS = {"csharp": "csharp", "cpp": "cpp", "tsx": "tsx", "markdown": "markdown", "rst": "rst"}
+
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (default: found in this folder or a parent).")]
+LangOpt = Annotated[Optional[list[str]], typer.Option("--lang", "-l", help="Only these languages (repeatable): py, java, cs, ...")]
+PathOpt = Annotated[Optional[str], typer.Option("--path", help="Only paths matching this glob, e.g. 'src/**/*.py'.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _searcher(index_dir: Path | None):
+    from codeseer.apps.common import open_searcher
+
+    return open_searcher(index_dir)
+
+
+def _location(searcher, spec: str) -> tuple[str, int]:
+    from codeseer.apps.common import parse_location, repo_path
+
+    path, line = parse_location(spec)
+    return repo_path(searcher.root, path, cwd=Path.cwd()), line
+
+
+def _read_arg(value: str, what: str) -> str:
+    """``-`` reads stdin (for long issue texts and snippets)."""
+    if value == "-":
+        if sys.stdin.isatty():
+            raise CodeseerError(f"{what}: `-` reads from stdin, but nothing is piped in")
+        return sys.stdin.read()
+    return value
+
+
+def _dump(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _print_hit(path: str, start: int, end: int, label: str, score: float, text: str | None, language: str) -> None:
+    out.print(f"[bold cyan]{escape(path)}[/]:[yellow]{start}-{end}[/] [bold]{escape(label)}[/] [dim]{score:.4f}[/]")
+    if text:
+        lines = text.splitlines()
+        snippet = "\n".join(lines[:SNIPPET_LINES]) + ("\n…" if len(lines) > SNIPPET_LINES else "")
+        out.print(Syntax(snippet, PYGMENTS_LEXERS.get(language, language), line_numbers=True, start_line=start,
+                         theme="ansi_dark", word_wrap=False))
+
+
+# --------------------------------------------------------------------------- similar
+
+
+def similar_command(
+    location: Annotated[Optional[str], typer.Argument(help="PATH:LINE of the code to match (the chunk containing that line).")] = None,
+    code: Annotated[Optional[str], typer.Option("--code", help="A snippet to match instead; `-` reads it from stdin.")] = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="Number of results.")] = 10,
+    lang: LangOpt = None,
+    path_glob: PathOpt = None,
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find code similar to PATH:LINE or to a snippet, in any language (code -> code).
+
+    The query chunk itself is left out. Documentation sections are not returned.
+
+    Examples:
+
+      codeseer similar src/cart.py:42
+
+      codeseer similar web/Cart.java:10 --lang cs     # its C# twin
+
+      pbpaste | codeseer similar --code - -k 5 --json
+    """
+    from codeseer.apps.similar import similar
+
+    if (location is None) == (code is None):
+        raise CodeseerError("give PATH:LINE or --code (use `--code -` to read a snippet from stdin), not both")
+    searcher = _searcher(index_dir)
+    if code is not None:
+        result = similar(searcher, code=_read_arg(code, "--code"), k=k, languages=lang, path_glob=path_glob)
+    else:
+        path, line = _location(searcher, location)
+        result = similar(searcher, path=path, line=line, k=k, languages=lang, path_glob=path_glob)
+    if as_json:
+        _dump(result.to_dict())
+        return
+    q = result.query
+    if "path" in q:
+        err.print(f"[dim]similar to[/] {escape(q['path'])}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
+    if not result.hits:
+        err.print("no results")
+    for hit in result.hits:
+        _print_hit(hit.path, hit.start_line, hit.end_line, hit.symbol or hit.kind, hit.score, hit.text, hit.language)
+
+
+# --------------------------------------------------------------------------- dupes
+
+
+def dupes_command(
+    threshold: Annotated[float, typer.Option("--threshold", "-t", min=0.0, max=1.0, help="Cosine similarity at or above which two functions are near-duplicates.")] = 0.95,
+    min_lines: Annotated[int, typer.Option("--min-lines", min=1, help="Ignore functions shorter than this.")] = 5,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write a report: FILE.md or FILE.html.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most this many clusters.")] = None,
+    lang: LangOpt = None,
+    path_glob: PathOpt = None,
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Clusters of near-duplicate functions across the repository, largest first.
+
+    Examples:
+
+      codeseer dupes
+
+      codeseer dupes --threshold 0.9 --min-lines 8 --report dupes.html
+    """
+    from codeseer.apps.dupes import find_dupes, render_html, render_markdown
+
+    if report is not None and report.suffix.lower() not in (".md", ".html", ".htm"):
+        raise CodeseerError(f"--report must end in .md or .html, not {report.name}")
+    if threshold <= 0:
+        raise CodeseerError("--threshold must be above 0")
+    result = find_dupes(_searcher(index_dir), threshold=threshold, min_lines=min_lines, languages=lang,
+                        path_glob=path_glob, max_clusters=limit)
+    if report is not None:
+        text = render_markdown(result) if report.suffix.lower() == ".md" else render_html(result)
+        _write(report, text)
+    if as_json:
+        _dump(result.to_dict())
+        return
+    if not result.clusters:
+        err.print(f"no near-duplicates among {result.candidates} functions (threshold {threshold})")
+    for n, cluster in enumerate(result.clusters, 1):
+        out.print(f"[bold]{n}.[/] {cluster.size} functions, similarity "
+                  f"{cluster.min_similarity:.3f}-{cluster.max_similarity:.3f} (mean {cluster.mean_similarity:.3f})")
+        for m in cluster.members:
+            out.print(f"   [cyan]{escape(m.path)}[/]:[yellow]{m.start_line}-{m.end_line}[/] {escape(m.symbol or m.kind)} [dim]{m.similarity:.3f}[/]")
+    if report is not None:
+        err.print(f"[dim]report written to {report}[/]")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CodeseerError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+# --------------------------------------------------------------------------- locate
+
+
+def locate_command(
+    text: Annotated[str, typer.Argument(help="The issue or bug report text; `-` reads it from stdin.")],
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="Number of files.")] = 10,
+    functions: Annotated[int, typer.Option("--functions", min=0, max=50, help="Functions listed per file.")] = 3,
+    lang: LangOpt = None,
+    path_glob: PathOpt = None,
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank the files (and functions in them) most likely to need a change for an issue.
+
+    Examples:
+
+      codeseer locate "crash when the config file has an empty line"
+
+      gh issue view 123 --json body -q .body | codeseer locate - -k 5 --json
+    """
+    from codeseer.apps.locate import locate
+
+    result = locate(_searcher(index_dir), _read_arg(text, "issue text"), k=k, functions_per_file=functions,
+                    languages=lang, path_glob=path_glob)
+    if as_json:
+        _dump(result.to_dict())
+        return
+    if not result.files:
+        err.print("no results")
+    for n, f in enumerate(result.files, 1):
+        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(f.path)}[/] [dim]{f.score:.4f} ({f.hits} hits)[/]")
+        for fn in f.functions:
+            out.print(f"      [yellow]{fn.start_line}-{fn.end_line}[/] {escape(fn.symbol or fn.kind)} [dim]{fn.score:.4f}[/]")
+
+
+# --------------------------------------------------------------------------- context
+
+
+def context_command(
+    task: Annotated[str, typer.Argument(help="What you are about to write or change; `-` reads it from stdin.")],
+    budget: Annotated[int, typer.Option("--budget", "-b", help="Token budget of the whole pack (index model's tokenizer, headers included).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md (default) or json.")] = "md",
+    lang: LangOpt = None,
+    path_glob: PathOpt = None,
+    index_dir: IndexOpt = None,
+) -> None:
+    """Print a token-budgeted context pack of the most relevant code for a task.
+
+    Chunks are merged when they overlap or touch, ordered by file then line, each under a
+    `path:start-end` header; the markdown output never exceeds --budget tokens.
+
+    Examples:
+
+      codeseer context "add a retry option to the HTTP client" --budget 4000 > context.md
+
+      codeseer context "parse the config" --budget 1500 --format json
+    """
+    from codeseer.apps.context import FORMATS, context_pack
+
+    if fmt not in FORMATS:
+        raise CodeseerError(f"unknown format {fmt!r}; choose md or json")
+    if budget < 1:
+        raise CodeseerError(f"--budget must be at least 1 token, got {budget}")
+    pack = context_pack(_searcher(index_dir), _read_arg(task, "task"), budget=budget, languages=lang,
+                        path_glob=path_glob)
+    sys.stdout.write(pack.render(fmt))
+    err.print(f"[dim]{pack.tokens}/{pack.budget} tokens, {len(pack.blocks)} blocks from {pack.used_chunks} chunks[/]")
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def docs_command(
+    location: Annotated[str, typer.Argument(help="PATH:LINE of the code to explain.")],
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=100, help="Number of results.")] = 5,
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Documentation (markdown/rst sections and docstrings) that describes the code at PATH:LINE.
+
+    Examples:
+
+      codeseer docs src/app.py:120
+    """
+    from codeseer.apps.docs import docs_for
+
+    searcher = _searcher(index_dir)
+    path, line = _location(searcher, location)
+    result = docs_for(searcher, path, line, k=k)
+    if as_json:
+        _dump(result.to_dict())
+        return
+    q = result.query
+    err.print(f"[dim]documentation for[/] {escape(q['path'])}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
+    if not result.hits:
+        err.print("no documentation found")
+    for hit in result.hits:
+        label = f"{hit.kind}: {hit.title}" + (" (own)" if hit.own else "")
+        if hit.kind == "section":
+            _print_hit(hit.path, hit.start_line, hit.end_line, label, hit.score, hit.text, hit.language)
+        else:  # a docstring: its text, not the function's lines
+            _print_hit(hit.path, hit.start_line, hit.end_line, label, hit.score, None, hit.language)
+            out.print("   " + escape(hit.text), soft_wrap=True)
+
+
+def stale_docs_command(
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the report to FILE.md.")] = None,
+    percentile: Annotated[float, typer.Option("--percentile", min=0.1, max=50.0, help="Flag docstrings below this percentile of the repository's docstring-body similarity ...")] = 5.0,
+    z: Annotated[float, typer.Option("--z", max=0.0, help="... whose z-score is also at most this.")] = -1.5,
+    lang: LangOpt = None,
+    path_glob: PathOpt = None,
+    index_dir: IndexOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Functions whose docstring no longer matches their body (low similarity for this repository).
+
+    Runs the model on every documented function (body and docstring), so it takes a while on
+    large repositories.
+
+    Examples:
+
+      codeseer stale-docs --report stale-docs.md
+    """
+    from codeseer.apps.docs import render_stale_markdown, stale_docs
+
+    if report is not None and report.suffix.lower() != ".md":
+        raise CodeseerError(f"--report must end in .md, not {report.name}")
+    result = stale_docs(_searcher(index_dir), percentile=percentile, z_threshold=z, languages=lang, path_glob=path_glob)
+    text = render_stale_markdown(result)
+    if report is not None:
+        _write(report, text)
+        err.print(f"[dim]report written to {report}[/]")
+    if as_json:
+        _dump(result.to_dict())
+        return
+    sys.stdout.write(text)

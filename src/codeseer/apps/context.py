@@ -1,0 +1,241 @@
+"""Token-budgeted context packs for code generation.
+
+The best chunks of a hybrid search are taken greedily in relevance order while the rendered pack
+still fits the budget; overlapping or adjacent chunks of one file are merged into one block; blocks
+are ordered by file, then line, each under a ``path:start-end`` header. Tokens are counted with the
+index model's tokenizer over the whole rendered pack (headers and fences included), and the final
+pack is re-counted as one string, so it is never over budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from codeseer.apps.common import TASK_SEARCH
+from codeseer.errors import CodeseerError
+
+FORMATS = ("md", "json")
+MAX_BUDGET = 1_000_000
+MAX_TASK_CHARS = 50_000
+
+
+@dataclass
+class ContextBlock:
+    path: str
+    language: str
+    start_line: int
+    end_line: int
+    symbols: list[str]
+    score: float
+    text: str
+    truncated: bool = False
+
+    @property
+    def header(self) -> str:
+        return f"{self.path}:{self.start_line}-{self.end_line}"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"header": self.header}
+
+
+@dataclass
+class ContextPack:
+    task: str
+    budget: int
+    tokens: int  # tokens of the markdown rendering, headers included
+    blocks: list[ContextBlock] = field(default_factory=list)
+    candidates: int = 0
+    used_chunks: int = 0
+
+    def render(self, fmt: str = "md") -> str:
+        if fmt == "md":
+            return render_blocks(self.blocks)
+        if fmt == "json":
+            return json.dumps(self.to_dict(), indent=2) + "\n"
+        raise CodeseerError(f"unknown format {fmt!r}; choose md or json")
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "budget": self.budget, "tokens": self.tokens, "candidates": self.candidates,
+                "used_chunks": self.used_chunks, "blocks": [b.to_dict() for b in self.blocks]}
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def token_counter(tokenizer) -> Callable[[str], int]:
+    """``len(tokens)`` of a text without special tokens, for HF and ``tokenizers`` tokenizers."""
+    if tokenizer is None:
+        raise CodeseerError("the index model has no tokenizer to count tokens with")
+    if hasattr(tokenizer, "encode_batch") and not hasattr(tokenizer, "convert_tokens_to_ids"):  # tokenizers.Tokenizer
+        def count(text: str) -> int:
+            return len(tokenizer.encode(text, add_special_tokens=False).ids) if text else 0
+        return count
+
+    def count_hf(text: str) -> int:
+        if not text:
+            return 0
+        return len(tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
+
+    return count_hf
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _fence(text: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def render_block(block: ContextBlock) -> str:
+    fence = _fence(block.text)
+    lang = re.sub(r"[^A-Za-z0-9_+-]", "", block.language or "")
+    return f"### {block.header}\n{fence}{lang}\n{block.text}\n{fence}\n"
+
+
+def render_blocks(blocks: Sequence[ContextBlock]) -> str:
+    return "\n".join(render_block(b) for b in blocks)
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def chunk_lines(hit) -> dict[int, str]:
+    """Line number -> source line of a hit (parts 2+ of a split function drop their repeated head)."""
+    n = hit.end_line - hit.start_line + 1
+    lines = hit.text.split("\n")
+    if len(lines) > n:
+        lines = lines[-n:]
+    return {hit.start_line + i: line for i, line in enumerate(lines[:n])}
+
+
+def merge_hits(hits: Sequence) -> list[ContextBlock]:
+    """Blocks of the union of the hits' line ranges per file (overlapping and adjacent merged)."""
+    by_path: dict[str, list] = {}
+    for hit in hits:
+        by_path.setdefault(hit.path, []).append(hit)
+    blocks = []
+    for path in sorted(by_path):
+        group = sorted(by_path[path], key=lambda h: (h.start_line, h.end_line))
+        current: list = []
+        end = None
+        for hit in group:
+            if current and hit.start_line <= end + 1:
+                current.append(hit)
+                end = max(end, hit.end_line)
+                continue
+            if current:
+                blocks.append(_block(current))
+            current, end = [hit], hit.end_line
+        if current:
+            blocks.append(_block(current))
+    return blocks
+
+
+def _block(hits: list) -> ContextBlock:
+    lines: dict[int, str] = {}
+    for hit in hits:
+        for number, line in chunk_lines(hit).items():
+            lines.setdefault(number, line)
+    start = min(h.start_line for h in hits)
+    end = max(h.end_line for h in hits)
+    text = "\n".join(lines.get(i, "") for i in range(start, end + 1))
+    symbols = []
+    for hit in hits:
+        if hit.symbol and hit.symbol not in symbols:
+            symbols.append(hit.symbol)
+    return ContextBlock(path=hits[0].path, language=hits[0].language, start_line=start, end_line=end,
+                        symbols=symbols, score=max(h.score for h in hits), text=text)
+
+
+def build_pack(hits: Sequence, budget: int, count: Callable[[str], int], *, task: str = "") -> ContextPack:
+    """Greedy packing of ``hits`` (best first) into at most ``budget`` tokens of rendered markdown."""
+    if budget < 1:
+        raise CodeseerError(f"budget must be at least 1 token, got {budget}")
+    cache: dict[tuple, int] = {}
+
+    def block_tokens(block: ContextBlock) -> int:
+        key = (block.path, block.start_line, block.end_line, hashlib.sha1(block.text.encode("utf-8", "surrogatepass")).digest())
+        if key not in cache:
+            cache[key] = count(render_block(block))
+        return cache[key]
+
+    separator = count("\n")
+
+    def estimate(blocks: list[ContextBlock]) -> int:
+        return sum(block_tokens(b) for b in blocks) + separator * max(0, len(blocks) - 1)
+
+    unique = []
+    seen = set()
+    for hit in hits:
+        key = (hit.path, hit.start_line, hit.end_line)
+        if key not in seen:
+            seen.add(key)
+            unique.append(hit)
+    selected: list = []
+    for hit in unique:
+        if estimate(merge_hits(selected + [hit])) <= budget:
+            selected.append(hit)
+    blocks = merge_hits(selected)
+    tokens = count(render_blocks(blocks))
+    while tokens > budget and selected:  # the sum of parts can differ from the whole: drop the weakest
+        selected.pop()
+        blocks = merge_hits(selected)
+        tokens = count(render_blocks(blocks))
+    if not selected and unique:
+        blocks, tokens = _truncated_top(unique[0], budget, count)
+    return ContextPack(task=task, budget=budget, tokens=tokens, blocks=blocks, candidates=len(unique),
+                       used_chunks=len(selected) or (1 if blocks else 0))
+
+
+def _truncated_top(hit, budget: int, count: Callable[[str], int]) -> tuple[list[ContextBlock], int]:
+    """The best chunk cut to its first lines when not even it fits whole (empty if no line fits)."""
+    block = _block([hit])
+    lines = block.text.split("\n")
+
+    def cut(n: int) -> ContextBlock:
+        return ContextBlock(block.path, block.language, block.start_line, block.start_line + n - 1, block.symbols,
+                            block.score, "\n".join(lines[:n]), truncated=True)
+
+    lo, hi = 0, len(lines)  # largest n with a fitting render
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(render_block(cut(mid))) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        return [], 0
+    best = cut(lo)
+    return [best], count(render_blocks([best]))
+
+
+def context_pack(
+    searcher,
+    task_text: str,
+    *,
+    budget: int,
+    candidates: int = 60,
+    languages: list[str] | None = None,
+    path_glob: str | None = None,
+    include_docs: bool = True,
+    task: str = TASK_SEARCH,
+) -> ContextPack:
+    """A context pack of at most ``budget`` tokens (index model's tokenizer) for ``task_text``."""
+    if not task_text or not task_text.strip():
+        raise CodeseerError("empty task: say what code you are about to write")
+    if len(task_text) > MAX_TASK_CHARS:
+        raise CodeseerError(f"task text is {len(task_text)} characters; the limit is {MAX_TASK_CHARS}")
+    if budget < 1:
+        raise CodeseerError(f"budget must be at least 1 token, got {budget}")
+    if budget > MAX_BUDGET:
+        raise CodeseerError(f"budget must be at most {MAX_BUDGET} tokens, got {budget}")
+    hits = searcher.search(task_text, k=max(1, candidates), mode="hybrid", languages=languages, path_glob=path_glob)
+    if not include_docs:
+        hits = [h for h in hits if h.kind != "section"]
+    count = token_counter(searcher.embedder.tokenizer)
+    return build_pack(hits, budget, count, task=task_text)

@@ -1,0 +1,82 @@
+"""Code -> code search: the chunks most like a given chunk (``PATH:LINE``) or a pasted snippet,
+in any language (a Java method finds its C# or Python twin)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from codeseer.apps.common import (
+    DOC_KIND,
+    TASK_SIMILAR,
+    ChunkRef,
+    chunk_at,
+    embed_text,
+    encode_query,
+    row_to_hit,
+    stored_vectors_serve_as_queries,
+    vector_search,
+    where_clause,
+)
+from codeseer.errors import CodeseerError
+
+MAX_CODE_CHARS = 100_000
+
+
+@dataclass
+class SimilarResult:
+    query: dict  # {"path", "start_line", "end_line", "symbol", ...} or {"code": ...}
+    task: str
+    hits: list = field(default_factory=list)  # list[Hit]
+
+    def to_dict(self) -> dict:
+        return {"query": self.query, "task": self.task, "hits": [h.to_dict() for h in self.hits]}
+
+
+def similar(
+    searcher,
+    *,
+    path: str | None = None,
+    line: int | None = None,
+    code: str | None = None,
+    k: int = 10,
+    languages: list[str] | None = None,
+    path_glob: str | None = None,
+    include_docs: bool = False,
+    task: str = TASK_SIMILAR,
+) -> SimilarResult:
+    """Chunks most similar to the chunk at ``path:line`` (itself excluded) or to ``code``.
+
+    ``path`` must already be root-relative (see :func:`codeseer.apps.common.repo_path`).
+    Documentation sections are left out unless ``include_docs``.
+    """
+    if k < 1:
+        raise CodeseerError("k must be at least 1")
+    if (code is None) == (path is None):
+        raise CodeseerError("give either PATH:LINE or a code snippet, not both or neither")
+    where = where_clause(searcher, languages=languages, path_glob=path_glob,
+                         exclude_kinds=None if include_docs else (DOC_KIND,))
+    exclude: set[str] = set()
+    if code is not None:
+        if not code.strip():
+            raise CodeseerError("empty code snippet: paste some code (e.g. `codeseer similar --code - < file.py`)")
+        if len(code) > MAX_CODE_CHARS:
+            raise CodeseerError(f"code snippet is {len(code)} characters; the limit is {MAX_CODE_CHARS}")
+        vector = encode_query(searcher, code, task)
+        query = {"code": code}
+    else:
+        if line is None:
+            raise CodeseerError("a line number is needed with a path (PATH:LINE)")
+        chunk: ChunkRef = chunk_at(searcher, path, line, with_vector=True)
+        if chunk.vector is not None and stored_vectors_serve_as_queries(searcher, task):
+            vector = chunk.vector
+        else:
+            vector = encode_query(searcher, embed_text(chunk.symbol, chunk.text), task)
+        exclude.add(chunk.chunk_id)
+        query = chunk.to_dict()
+    if where is False:
+        return SimilarResult(query=query, task=task)
+    rows = vector_search(searcher, vector, k=k + 4, where=where or None, exclude_ids=exclude)
+    if path is not None:  # the same lines under another id (a duplicate slice): still the query itself
+        rows = [r for r in rows if not (r["path"] == query["path"] and int(r["start_line"]) == query["start_line"]
+                                        and int(r["end_line"]) == query["end_line"])]
+    return SimilarResult(query=query, task=task, hits=[row_to_hit(r) for r in rows[:k]])

@@ -1,0 +1,127 @@
+"""``codeseer models`` and ``codeseer embed``: plain Typer-annotated functions registered by cli.py.
+
+Importing this module is cheap (no torch): the model stack loads inside ``embed_command`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from codeseer.errors import CodeseerError
+from codeseer.models.registry import all_recipes
+from codeseer.models.tasks import DEFAULT_TASK, QUERY, TASKS, check_role
+
+out = Console()
+err = Console(stderr=True)
+
+PREVIEW_DIMS = 6
+PREVIEW_TEXT = 60
+
+
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print every recipe with all its fields as JSON.")] = False,
+) -> None:
+    """List the code embedding models codeseer has recipes for.
+
+    A recipe says how to run a model: family, pooling, dimensions (and Matryoshka ones), maximum
+    length, per-task prefixes, remote code and licence. Use one with `codeseer embed --model HUB_ID`,
+    or on a local mirror of the weights with `--model ./folder --recipe HUB_ID`.
+
+    Examples:
+
+      codeseer models
+
+      codeseer models --json
+    """
+    recipes = all_recipes()
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in recipes], indent=2) + "\n")
+        return
+    table = Table(title="code embedding models (codeseer recipes)", show_lines=False)
+    table.add_column("model", no_wrap=True)
+    for col in ("family", "pooling", "dim", "matryoshka", "max len", "prompts", "remote code", "licence"):
+        table.add_column(col, overflow="fold")
+    for r in recipes:
+        if not r.prompts:
+            prompts = "none"
+        elif r.asymmetric and len(r.supported_tasks) == len(TASKS) and len(r.prompts) == 1:
+            prompts = "query only"
+        else:
+            prompts = ", ".join(r.supported_tasks)
+        licence = f"[red]{r.license} (non-commercial)[/]" if r.non_commercial else r.license
+        table.add_row(r.hub_id, r.family, r.pooling, str(r.native_dim),
+                      "/".join(map(str, r.matryoshka_dims)) or "-", str(r.max_seq_length), prompts,
+                      "yes" if r.trust_remote_code else "no", licence)
+    out.print(table)
+
+
+def _preview(vector, dims: int = PREVIEW_DIMS) -> str:
+    head = ", ".join(f"{x:+.4f}" for x in vector[:dims])
+    return f"[{head}{', ...' if len(vector) > dims else ''}]"
+
+
+def embed_command(
+    texts: Annotated[list[str], typer.Argument(help="Texts to embed ('-' reads one text per line from stdin).")],
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Hub id (registry recipes apply automatically) or a local model folder.")] = None,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Apply this registry recipe (hub id) to local weights, e.g. a mirrored folder.")] = None,
+    task: Annotated[str, typer.Option("--task", "-t", help=f"Task whose prefixes to use: {', '.join(TASKS)}.")] = DEFAULT_TASK,
+    role: Annotated[str, typer.Option("--role", "-r", help="Embed as a query or as a document.")] = QUERY,
+    pooling: Annotated[Optional[str], typer.Option("--pooling", help="Force last|mean|cls pooling on a transformer folder.")] = None,
+    dim: Annotated[Optional[int], typer.Option("--dim", min=1, help="Truncate to N dimensions (Matryoshka) and re-normalise.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="torch or onnx (exported once, cached under ~/.cache/codeseer/onnx).")] = "torch",
+    int8: Annotated[bool, typer.Option("--int8", help="With --backend onnx: dynamic int8 quantisation.")] = False,
+    max_seq_length: Annotated[Optional[int], typer.Option("--max-length", min=1, help="Truncate texts to N tokens (default: the recipe's or the model's).")] = None,
+    trust_remote_code: Annotated[Optional[bool], typer.Option("--trust-remote-code/--no-trust-remote-code", help="Allow (or forbid) custom model code shipped in the folder (default: the recipe's setting).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of {text, vector}.")] = False,
+) -> None:
+    """Embed TEXT... and print the vectors (L2-normalised float32).
+
+    Examples:
+
+      codeseer embed "read a csv file" "def load(path): ..."
+
+      codeseer embed "parse json" --model jinaai/jina-code-embeddings-0.5b --task nl2code --dim 256
+
+      codeseer embed "def f(x): ..." --model ./mirror/CodeRankEmbed --recipe nomic-ai/CodeRankEmbed --role document
+
+      codeseer embed "sort a list" --model ./my-decoder --pooling last --json
+    """
+    from codeseer.models.embedder import Embedder
+
+    if texts == ["-"]:
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise CodeseerError("nothing to embed: give one or more texts")
+    role = check_role(role)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embedder = Embedder(model, recipe=recipe, task=task, pooling=pooling, dim=dim, backend=backend,
+                            quantize=int8, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
+        vectors = embedder.encode(texts, role=role)
+    seen = set()
+    for w in caught:
+        msg = str(w.message)
+        if msg not in seen and w.category.__name__ == "CodeseerWarning":
+            seen.add(msg)
+            err.print(f"[yellow]warning:[/] {msg}", highlight=False)
+    if as_json:
+        payload = [{"text": t, "vector": [float(x) for x in v]} for t, v in zip(texts, vectors)]
+        sys.stdout.write(json.dumps(payload) + "\n")
+        return
+    d = embedder.describe()
+    prefix = embedder.query_prefix if role == QUERY else embedder.document_prefix
+    err.print(
+        f"[dim]model {d['model']}  recipe {d['recipe'] or '-'}  {d['family']}/{d['pooling']}  backend {d['backend']}  "
+        f"task {d['task']}  role {role}  prefix {prefix!r}[/]",
+        highlight=False,
+    )
+    for text, vector in zip(texts, vectors):
+        shown = text if len(text) <= PREVIEW_TEXT else text[: PREVIEW_TEXT - 1] + "…"
+        out.print(f"{json.dumps(shown)}  dim={len(vector)}  {_preview(vector)}", highlight=False)

@@ -1,0 +1,248 @@
+"""The HTTP API (FastAPI): the CLI's operations as JSON endpoints, plus a one-page web UI at ``/``.
+
+Safety rules: request bodies over ``MAX_BODY_BYTES`` get 413 before they are read in full; ``k``,
+query, snippet and budget limits give 413/422 with a message; ``path`` parameters must stay inside
+the indexed root (400); a bearer token is required whenever one is configured, and ``serve``
+refuses to bind a non-loopback address without one. Errors never take the server down: a user
+error is a 4xx with ``{"detail": "..."}``, anything else a 500 with the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Literal, Optional
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from codeseer.apps.common import PathOutsideRoot
+from codeseer.apps.service import (
+    MAX_BUDGET,
+    MAX_CODE_BYTES,
+    MAX_K,
+    MAX_LANGUAGES,
+    MAX_QUERY_BYTES,
+    BadRequest,
+    RequestTooLarge,
+    Service,
+)
+from codeseer.errors import CodeseerError
+from codeseer.serve.auth import TOKEN_ENV, is_loopback, resolve_token
+
+log = logging.getLogger("codeseer.serve")
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_PATH_CHARS = 1024
+
+Languages = Optional[list[str]]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(_Request):
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_BYTES, description="Words or code to look for.")
+    k: int = Field(10, ge=1, le=MAX_K)
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    languages: Languages = Field(None, max_length=MAX_LANGUAGES, description="e.g. [\"py\", \"java\"]")
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Glob relative to the indexed root, e.g. src/**")
+
+
+class SimilarRequest(_Request):
+    location: Optional[str] = Field(None, max_length=MAX_PATH_CHARS + 12, description="PATH:LINE, relative to the indexed root.")
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Root-relative file (with line).")
+    line: Optional[int] = Field(None, ge=1)
+    code: Optional[str] = Field(None, min_length=1, max_length=MAX_CODE_BYTES, description="A snippet instead of a location.")
+    k: int = Field(10, ge=1, le=MAX_K)
+    languages: Languages = Field(None, max_length=MAX_LANGUAGES)
+    path_glob: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+
+
+class LocateRequest(_Request):
+    text: str = Field(..., min_length=1, max_length=MAX_QUERY_BYTES, description="Issue or bug report text.")
+    k: int = Field(10, ge=1, le=MAX_K)
+    functions_per_file: int = Field(3, ge=0, le=20)
+    languages: Languages = Field(None, max_length=MAX_LANGUAGES)
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+
+
+class ContextRequest(_Request):
+    task: str = Field(..., min_length=1, max_length=MAX_QUERY_BYTES, description="What is about to be written.")
+    budget: int = Field(2000, ge=1, le=MAX_BUDGET, description="Token budget (index model's tokenizer).")
+    languages: Languages = Field(None, max_length=MAX_LANGUAGES)
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+
+
+class DocsRequest(_Request):
+    location: Optional[str] = Field(None, max_length=MAX_PATH_CHARS + 12)
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+    line: Optional[int] = Field(None, ge=1)
+    k: int = Field(5, ge=1, le=MAX_K)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over ``limit`` bytes, by Content-Length or while streaming."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    return await self._reject(send)
+        seen = 0
+        rejected = False
+
+        async def limited_receive():
+            nonlocal seen, rejected
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    rejected = True
+                    raise _TooLarge()
+            return message
+
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if rejected:  # the app answered a body cut short (e.g. 400): answer 413 instead
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._reject(send)
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._reject(send)
+        except Exception:
+            if rejected and not started:
+                await self._reject(send)
+            else:
+                raise
+
+    async def _reject(self, send) -> None:
+        body = (f'{{"detail": "request body is over the {self.limit} byte limit"}}').encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _status_for(exc: CodeseerError) -> int:
+    if isinstance(exc, RequestTooLarge):
+        return 413
+    if isinstance(exc, BadRequest):
+        return 422
+    return 400
+
+
+def create_app(service: Service, *, token: str | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:
+    """The FastAPI app over ``service``; every API route needs ``Authorization: Bearer <token>`` if given."""
+    from codeseer.serve.page import PAGE
+
+    app = FastAPI(
+        title="codeseer",
+        version="1",
+        description="Search a codebase in plain language or with code, find similar code, locate the files an issue "
+        "touches and build token-budgeted context packs. All paths are relative to the indexed root.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorize(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
+        if token is None:
+            return
+        given = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise _Unauthorized()
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(request: Request, exc: _Unauthorized):
+        return JSONResponse({"detail": "missing or wrong bearer token"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(CodeseerError)
+    async def user_error(request: Request, exc: CodeseerError):
+        return JSONResponse({"detail": str(exc)}, status_code=_status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        parts = []
+        for error in errors[:5]:
+            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+        too_long = any(e.get("type") == "string_too_long" for e in errors)
+        return JSONResponse({"detail": "; ".join(parts) or "invalid request",
+                             "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                                        for e in errors[:20]]},
+                            status_code=413 if too_long else 422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception):
+        log.exception("error while serving %s", request.url.path)
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"[:500]}, status_code=500)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
+
+    @app.get("/status", dependencies=[Depends(authorize)], summary="What is indexed")
+    def status() -> dict:
+        return service.status()
+
+    @app.post("/search", dependencies=[Depends(authorize)], summary="Search in words or code (hybrid, dense or lexical)")
+    def search(body: SearchRequest) -> dict:
+        return service.search(body.query, k=body.k, mode=body.mode, languages=body.languages, path=body.path)
+
+    @app.post("/similar", dependencies=[Depends(authorize)], summary="Code similar to PATH:LINE or to a snippet")
+    def similar(body: SimilarRequest) -> dict:
+        return service.similar(location=body.location, path=body.path, line=body.line, code=body.code, k=body.k,
+                               languages=body.languages, path_glob=body.path_glob)
+
+    @app.post("/locate", dependencies=[Depends(authorize)], summary="Files and functions an issue most likely touches")
+    def locate(body: LocateRequest) -> dict:
+        return service.locate(body.text, k=body.k, functions_per_file=body.functions_per_file,
+                              languages=body.languages, path=body.path)
+
+    @app.post("/context", dependencies=[Depends(authorize)], summary="A token-budgeted context pack for a task")
+    def context(body: ContextRequest) -> dict:
+        return service.context(body.task, budget=body.budget, languages=body.languages, path=body.path)
+
+    @app.post("/docs", dependencies=[Depends(authorize)], summary="Documentation describing the code at PATH:LINE")
+    def docs(body: DocsRequest) -> dict:
+        return service.docs(location=body.location, path=body.path, line=body.line, k=body.k)
+
+    app.add_middleware(BodyLimit, limit=max_body)
+    return app
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+__all__ = ["create_app", "resolve_token", "is_loopback", "MAX_BODY_BYTES", "TOKEN_ENV", "PathOutsideRoot"]
