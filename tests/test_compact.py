@@ -83,3 +83,19 @@ def test_compact_index_search_matches_float32_top_hits(tmp_path, tiny_model_dir,
     assert IndexStore(tmp_path / "compact").read_state().calibration == state.calibration
     with pytest.raises(CodeseerError, match="re-create it"):
         index_repository(repo, index_dir=tmp_path / "compact", precision="float32")
+
+
+def test_matryoshka_dim_is_recorded_and_used_for_queries(tmp_path, tiny_model_dir):
+    import warnings
+
+    repo = write_files(tmp_path / "repo", FILES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny model was not trained with Matryoshka loss
+        index_repository(repo, model=str(tiny_model_dir), dim=16)
+        store = IndexStore(repo / ".codeseer")
+        assert store.read_state().dim == 16
+        searcher = Searcher(store)
+        hits = searcher.search("function_3", k=3, mode="dense")
+        assert len(hits) == 3 and searcher.embedder.dim == 16
+    with pytest.raises(CodeseerError, match="--dim 8"):
+        index_repository(repo, dim=8)

@@ -117,41 +117,55 @@ def index_repository(
             store.drop_all()
         if state is not None and Path(state.root) != root:
             raise CodeseerError(f"index {store.directory} belongs to {state.root}, not {root}")
-        if state is not None and model is not None and resolve_model(model).name != state.model:
-            raise CodeseerError(
-                f"index was built with model {state.model}, not {resolve_model(model).name}; "
-                "pass the same --model or re-create it with `codeseer index --rebuild --model ...`"
-            )
-        if state is not None and precision is not None and precision != state.precision:
-            raise CodeseerError(
-                f"index stores {state.precision} vectors, not {precision}; re-create it with `codeseer index --rebuild --precision {precision}`"
-            )
-        if state is not None and dim is not None and dim != state.dim:
-            raise CodeseerError(f"index holds {state.dim}-d vectors, not {dim}; re-create it with `codeseer index --rebuild --dim {dim}`")
-        if state is not None and recipe is not None and recipe != state.recipe:
-            raise CodeseerError(f"index was built with recipe {state.recipe}, not {recipe}; re-create it with --rebuild")
-        if precision is not None and precision not in PRECISIONS:
-            raise CodeseerError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        model_name = state.model if state is not None else resolve_model(model).name
-        report = IndexReport(root=str(root), index_dir=str(store.directory), model=model_name)
-        if state is not None:
-            model, recipe, dim = state.model, state.recipe, state.dim
-        factory = embedder_factory or (lambda m: Embedder(m, recipe=recipe, dim=dim))
-        run = _IndexRun(store, state, root, model, report, factory)
-        run.recipe = recipe
-        run.precision = state.precision if state is not None else (precision or "float32")
+        settings = _settings(state, model=model, precision=precision, recipe=recipe, dim=dim)
+        report = IndexReport(root=str(root), index_dir=str(store.directory), model=resolve_model(settings.model).name)
+        factory = embedder_factory or (lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim))
+        run = _IndexRun(store, state, root, settings, report, factory)
         with _Progress(progress) as bar:
             run.execute(bar)
     report.seconds = time.perf_counter() - started
     return report
 
 
+@dataclass(frozen=True)
+class IndexSettings:
+    """What an index is built with; fixed for its lifetime (changing one needs --rebuild)."""
+
+    model: str | None
+    recipe: str | None
+    dim: int | None
+    precision: str
+
+
+def _settings(state: IndexState | None, *, model, precision, recipe, dim) -> IndexSettings:
+    """The user's settings for a new index, or the committed ones, refusing silent changes."""
+    if precision is not None and precision not in PRECISIONS:
+        raise CodeseerError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if state is None:
+        return IndexSettings(model, recipe, dim, precision or "float32")
+    asked = {
+        "model": (resolve_model(model).name if model is not None else None, state.model),
+        "precision": (precision, state.precision),
+        "dim": (dim, state.dim),
+        "recipe": (recipe, state.recipe),
+    }
+    for name, (wanted, built) in asked.items():
+        if wanted is not None and wanted != built:
+            raise CodeseerError(
+                f"index was built with {name} {built}, not {wanted}; "
+                f"re-create it with `codeseer index --rebuild --{name} {wanted}`"
+            )
+    return IndexSettings(state.model, state.recipe, state.dim, state.precision)
+
+
 class _IndexRun:
-    def __init__(self, store, state, root, model, report, embedder_factory) -> None:
+    def __init__(self, store, state, root, settings: IndexSettings, report, embedder_factory) -> None:
         self.store = store
         self.state: IndexState | None = state
         self.root = root
-        self.model = model
+        self.model = settings.model
+        self.recipe = settings.recipe
+        self.precision = settings.precision
         self.report = report
         self.embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
