@@ -370,27 +370,31 @@ def test_task_embedder_reuses_a_model_without_instructions(searcher):
 
 
 def test_task_embedder_loads_task_prefixes_for_an_instruction_model(searcher, monkeypatch):
-    """For a recipe with per-task prompts the code2code embedder is a separate, task-specific one."""
+    """For a recipe with per-task prompts, code2code gets its own task-specific embedder."""
     from codeseer.apps import common
 
-    fake_recipe = SimpleNamespace(prefix=lambda task, role: f"{task}:{role}: ")
-    monkeypatch.setattr(common, "task_prefixes", lambda model, task: (f"{task}:query: ", f"{task}:document: "))
+    monkeypatch.setattr(common, "task_prefixes", lambda state, task: (f"{task}:query: ", f"{task}:document: "))
     base = searcher.embedder
-    monkeypatch.setattr(base, "recipe", fake_recipe, raising=False)
+    monkeypatch.setattr(base, "recipe", SimpleNamespace(hub_id="fake/instructed"), raising=False)
     created = []
 
-    class FakeEmbedder:
-        def __init__(self, model, *, task):
-            created.append(task)
-            self.task = task
+    def make(task):
+        created.append(task)
+        return SimpleNamespace(task=task)
 
-    import codeseer.models.embedder as embedder_module
+    if hasattr(searcher, "embedder_for"):  # the Searcher keeps one embedder per task
+        original = searcher.embedder_for
+        cache = {}
+        monkeypatch.setattr(searcher, "embedder_for",
+                            lambda task: original(task) if task == base.task else cache.setdefault(task, make(task)))
+    else:
+        import codeseer.models.embedder as embedder_module
 
-    monkeypatch.setattr(embedder_module, "Embedder", FakeEmbedder)
+        monkeypatch.setattr(embedder_module, "Embedder", lambda model, *, task: make(task))
     searcher.__dict__.pop("_codeseer_task_embedders", None)
     try:
         got = common.task_embedder(searcher, "code2code")
-        assert isinstance(got, FakeEmbedder) and got.task == "code2code" and created == ["code2code"]
+        assert got.task == "code2code" and created == ["code2code"]
         assert common.task_embedder(searcher, "code2code") is got  # cached
         assert not common.stored_vectors_serve_as_queries(searcher, "code2code")
     finally:

@@ -3,53 +3,26 @@ endpoints, limits, path safety, auth, and a server that survives every bad reque
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 from codeseer.apps.service import Service  # noqa: E402
 from codeseer.serve.auth import is_loopback, resolve_token  # noqa: E402
 from codeseer.serve.http import MAX_BODY_BYTES, create_app  # noqa: E402
 
-from test_apps_helpers import build_index, make_repo  # noqa: E402
-
-
-@contextmanager
-def running(app):
-    """Serve ``app`` with uvicorn on 127.0.0.1:<free port> in a thread; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+from test_apps_helpers import build_index, make_repo, running  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +200,24 @@ def test_bearer_token(service):
         assert c.post("/search", json={"query": "x"}).status_code == 401
         ok = c.get("/status", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and ok.json()["files"] == 7
+
+
+def test_dns_rebinding_is_refused_without_a_token(client, url, service):
+    port = url.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+        assert client.get("/status", headers={"Host": host}).status_code == 200
+    for host in (f"evil.example:{port}", "evil.example", "192.168.0.9"):
+        refused = client.get("/status", headers={"Host": host})
+        assert refused.status_code == 400 and "DNS rebinding" in detail(refused)
+    with running(create_app(service, token="t")) as base:  # with a token, the token is the protection
+        assert httpx.get(base + "/status", headers={"Host": "codeseer.lan", "Authorization": "Bearer t"}).status_code == 200
+
+
+def test_host_header_parsing():
+    from codeseer.serve.http import host_of
+
+    assert host_of("[::1]:8765") == "::1" and host_of("LOCALHOST:80") == "localhost"
+    assert host_of("127.0.0.1") == "127.0.0.1" and host_of("::1") == "::1"
 
 
 def test_token_rules(monkeypatch):

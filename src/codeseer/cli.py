@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 
 from codeseer.errors import CodeseerError
@@ -66,7 +67,8 @@ def index(
     err.print(
         f"[bold green]indexed[/] {report.files} files, {report.chunks} chunks in {report.seconds:.1f}s "
         f"({report.changed_files} changed, {report.deleted_files} deleted, {report.embedded_chunks} chunks embedded, "
-        f"{report.reused_chunks} reused; skipped: {skipped})\n[dim]index: {report.index_dir}  model: {report.model}[/]"
+        f"{report.reused_chunks} reused; skipped: {skipped})\n[dim]index: {report.index_dir}  model: {report.model}[/]",
+        soft_wrap=True,
     )
 
 
@@ -135,7 +137,7 @@ def main() -> None:
     try:
         app()
     except CodeseerError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

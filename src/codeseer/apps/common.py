@@ -271,12 +271,17 @@ def embed_text(symbol: str, text: str) -> str:
 _LOCK = threading.Lock()
 
 
-def task_prefixes(model_name: str, task: str) -> tuple[str, str] | None:
-    """(query prefix, document prefix) a model's recipe gives ``task``; None without a recipe."""
+def _recipe_of(state):
     from codeseer.models.registry import find_recipe
+
+    return find_recipe(getattr(state, "recipe", None) or state.model)
+
+
+def task_prefixes(state, task: str) -> tuple[str, str] | None:
+    """(query prefix, document prefix) the index's recipe gives ``task``; None without a recipe."""
     from codeseer.models.tasks import DOCUMENT, QUERY
 
-    recipe = find_recipe(model_name)
+    recipe = _recipe_of(state)
     if recipe is None:
         return None
     try:
@@ -288,41 +293,60 @@ def task_prefixes(model_name: str, task: str) -> tuple[str, str] | None:
 def stored_vectors_serve_as_queries(searcher, task: str) -> bool:
     """True when embedding a chunk as a ``task`` query gives exactly its stored (document) vector.
 
-    That is the case for models without instructions (MiniLM): then ``similar`` and ``docs`` use
-    the index's vectors and never run the model for a ``PATH:LINE`` query.
+    That is the case for models without instructions (MiniLM) on a float index: then ``similar``
+    and ``docs`` use the index's vectors and never run the model for a ``PATH:LINE`` query.
     """
     from codeseer.models.tasks import DEFAULT_TASK
 
     if not exact_vectors(searcher):  # int8/binary codes are approximations: embed the query exactly
         return False
-    prefixes = task_prefixes(searcher.state.model, task)
-    indexed = task_prefixes(searcher.state.model, DEFAULT_TASK)
+    prefixes = task_prefixes(searcher.state, task)
+    indexed = task_prefixes(searcher.state, DEFAULT_TASK)
     if prefixes is None or indexed is None:
         return prefixes is None and indexed is None
     return prefixes[0] == indexed[1]
 
 
 def task_embedder(searcher, task: str):
-    """The searcher's model set up for ``task`` (the same object when the prefixes do not differ)."""
+    """The index's model set up for ``task``'s prefixes.
+
+    The searcher's own embedder when the task's prefixes are the same as its (models without
+    instructions: one model in memory serves every task); otherwise ``Searcher.embedder_for(task)``
+    (or, on a Searcher without it, an ``Embedder(model, task=task)`` cached on the searcher).
+    """
     base = searcher.embedder
     if getattr(base, "task", None) == task:
         return base
-    recipe = getattr(base, "recipe", None)
-    if recipe is None:
-        return base  # a model without instructions encodes every task the same way
-    prefixes = task_prefixes(searcher.state.model, task)
-    if prefixes is None or prefixes == (base.query_prefix, base.document_prefix):
+    prefixes = task_prefixes(searcher.state, task)
+    if getattr(base, "recipe", None) is None or prefixes is None:
+        return base  # no instructions: every task encodes the same way
+    if prefixes == (base.query_prefix, base.document_prefix):
         return base
+    if hasattr(searcher, "embedder_for"):
+        with _LOCK:
+            return searcher.embedder_for(task)
     cache = searcher.__dict__.setdefault("_codeseer_task_embedders", {})
     with _LOCK:
         if task not in cache:
             from codeseer.models.embedder import Embedder
 
-            try:
-                cache[task] = Embedder(searcher.state.model, task=task)
-            except TypeError:  # an Embedder without task support: fall back to the default prefixes
-                cache[task] = base
+            cache[task] = Embedder(searcher.state.model, task=task)
     return cache[task]
+
+
+def carry_models(old, fresh) -> None:
+    """Hand the models an old searcher loaded to a fresh one on a newer snapshot of the same index."""
+    if old is None or old.state.model != fresh.state.model or old.state.dim != fresh.state.dim \
+            or getattr(old.state, "recipe", None) != getattr(fresh.state, "recipe", None):
+        return
+    for name in ("_embedders", "_codeseer_task_embedders"):
+        loaded = old.__dict__.get(name)
+        if isinstance(loaded, dict) and loaded:
+            target = fresh.__dict__.setdefault(name, {})
+            for key, value in loaded.items():
+                target.setdefault(key, value)
+    if old.__dict__.get("_embedder") is not None and fresh.__dict__.get("_embedder", 0) is None:
+        fresh._embedder = old._embedder
 
 
 def encode_query(searcher, text: str, task: str) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from codeseer.apps.common import check_glob, index_status, open_store, parse_location, repo_path
+from codeseer.apps.common import carry_models, check_glob, index_status, open_store, parse_location, repo_path
 from codeseer.errors import CodeseerError
 
 MAX_K = 100
@@ -75,10 +75,8 @@ class Service:
             old = self._searcher
             if old is not None and old.state == state:
                 return old
-            embedder = getattr(old, "_embedder", None) if old is not None and old.state.model == state.model else None
-            fresh = Searcher(self.store, embedder=embedder)
-            if old is not None and embedder is not None and "_codeseer_task_embedders" in old.__dict__:
-                fresh.__dict__["_codeseer_task_embedders"] = old.__dict__["_codeseer_task_embedders"]
+            fresh = Searcher(self.store)
+            carry_models(old, fresh)  # a new snapshot of the same index: keep the loaded model
             self._searcher = fresh
             return fresh
 

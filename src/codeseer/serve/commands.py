@@ -71,7 +71,7 @@ def serve_command(
     from codeseer.apps.service import Service
 
     service = Service(index_dir)
-    app = create_app(service, token=token)
+    app = create_app(service, token=token, host=host)
     sock = listen_socket(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host

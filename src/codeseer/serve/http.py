@@ -151,6 +151,45 @@ class _TooLarge(Exception):
     pass
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def host_of(header: str) -> str:
+    """The host part of a Host header: ``[::1]:8765`` -> ``::1``, ``localhost:80`` -> ``localhost``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostCheck:
+    """ASGI middleware: without a token, answer only requests addressed to a loopback name.
+
+    A web page on another site can make a browser reach 127.0.0.1 through DNS rebinding; its
+    requests then carry that site's name in the Host header and are refused here.
+    """
+
+    def __init__(self, app, allowed: set[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = ""
+            for name, value in scope.get("headers", []):
+                if name == b"host":
+                    host = host_of(value.decode("latin-1"))
+                    break
+            if host not in self.allowed and not is_loopback(host):
+                body = (b'{"detail": "Host header not allowed (DNS rebinding protection): open the page as '
+                        b'http://127.0.0.1:PORT/ or start the server with --token"}')
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 def _status_for(exc: CodeseerError) -> int:
     if isinstance(exc, RequestTooLarge):
         return 413
@@ -159,8 +198,12 @@ def _status_for(exc: CodeseerError) -> int:
     return 400
 
 
-def create_app(service: Service, *, token: str | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:
-    """The FastAPI app over ``service``; every API route needs ``Authorization: Bearer <token>`` if given."""
+def create_app(service: Service, *, token: str | None = None, max_body: int = MAX_BODY_BYTES,
+               host: str = "127.0.0.1") -> FastAPI:
+    """The FastAPI app over ``service``; every API route needs ``Authorization: Bearer <token>`` if given.
+
+    Without a token only requests addressed to a loopback name (or ``host``) are answered.
+    """
     from codeseer.serve.page import PAGE
 
     app = FastAPI(
@@ -238,6 +281,8 @@ def create_app(service: Service, *, token: str | None = None, max_body: int = MA
         return service.docs(location=body.location, path=body.path, line=body.line, k=body.k)
 
     app.add_middleware(BodyLimit, limit=max_body)
+    if token is None:
+        app.add_middleware(HostCheck, allowed={*LOOPBACK_NAMES, host_of(host)})
     return app
 
 

@@ -99,8 +99,11 @@ def build_server(service: Service):
     ) -> dict[str, Any]:
         """Build a context pack for a coding `task`: the most relevant code, merged per file, ordered by file
         and line, each block under a "path:start-end" header, never over `budget` tokens. The ready-to-use
-        text is in `markdown`; `blocks` has the same content as data."""
-        return service.context(task, budget=budget, languages=languages, path=path)
+        text is in `markdown`; `blocks` lists each block's path, line range, symbols and score."""
+        pack = service.context(task, budget=budget, languages=languages, path=path)
+        for block in pack["blocks"]:  # the code is in `markdown` already; do not send it twice
+            block.pop("text", None)
+        return pack
 
     @server.tool()
     @user_errors

@@ -137,6 +137,12 @@ function render(title, hits) {
   }
 }
 
+function showError(e) {
+  $("results-title").textContent = "";
+  $("results").innerHTML = "";
+  $("message").textContent = e.message;
+}
+
 function filters() {
   const lang = $("lang").value;
   const path = $("path").value.trim();
@@ -154,7 +160,7 @@ async function search(event) {
   try {
     const data = await api("POST", "/search", {query, k: f.k, mode: $("mode").value, languages: f.languages, path: f.path});
     render('Results for "' + query + '"', data.hits);
-  } catch (e) { $("results-title").textContent = ""; $("message").textContent = e.message; }
+  } catch (e) { showError(e); }
 }
 
 async function findSimilar(hit) {
@@ -165,7 +171,7 @@ async function findSimilar(hit) {
     const data = await api("POST", "/similar", {path: hit.path, line: hit.start_line, k: f.k, languages: f.languages, path_glob: f.path});
     render("Similar to " + hit.path + ":" + hit.start_line + (hit.symbol ? " (" + hit.symbol + ")" : ""), data.hits);
     window.scrollTo(0, 0);
-  } catch (e) { $("results-title").textContent = ""; $("message").textContent = e.message; }
+  } catch (e) { showError(e); }
 }
 
 async function loadStatus() {
