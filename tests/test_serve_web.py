@@ -44,7 +44,7 @@ def _find(names) -> str | None:
 def browser():
     binary = os.environ.get("CODESEER_CHROME") or _find(BROWSERS)
     driver_path = os.environ.get("CODESEER_CHROMEDRIVER") or _find(("chromedriver",))
-    if not binary or not driver_path:
+    if not binary or not driver_path or not os.path.exists(binary) or not os.path.exists(driver_path):
         pytest.skip("no headless Chromium + chromedriver (apt-get install chromium chromium-driver)")
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not try to download anything
     os.environ.setdefault("SE_AVOID_STATS", "true")
@@ -54,8 +54,8 @@ def browser():
         options.add_argument(flag)
     try:
         driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
-    except WebDriverException as exc:
-        pytest.skip(f"Chromium did not start: {str(exc).splitlines()[0]}")
+    except (WebDriverException, OSError) as exc:
+        pytest.skip(f"Chromium did not start: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()

@@ -4,11 +4,24 @@ Only files whose size/mtime changed are read; only chunks whose content hash is 
 (vectors of moved or unchanged chunks are reused). Embedded vectors are journaled as they are
 computed, so a killed run loses no model work; the commit itself is the atomic ``state.json``
 replace in :mod:`codeseer.index.store`.
+
+Failures are reported in one line: a full disk (or a read-only one) says so and that the previous
+index is intact (nothing after the commit point can fail the run); a damaged index points to
+``codeseer index --repair`` (:func:`index_repository` with ``repair=True``), which verifies the
+committed snapshot by reading it fully, falls back to the newest older snapshot that still reads,
+or else rebuilds, reusing the vectors still readable in the journal and the old table versions.
+
+``CODESEER_TRACE=1`` prints ``phase:<name>`` lines to stderr as a run goes (lock, walk, chunk,
+model, embed <slab>, write, fts, commit, cleanup, done), for tests that kill runs at chosen moments.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +34,18 @@ import pyarrow as pa
 from codeseer.errors import CodeseerError
 from codeseer.index.chunker import Chunk, chunk_source
 from codeseer.index.quantize import PRECISIONS, Codec
-from codeseer.index.store import FILE_SCHEMA, IndexState, IndexStore, chunk_schema, column_values, sql_in
+from codeseer.index.store import (
+    CHUNKS,
+    FILE_SCHEMA,
+    DamagedIndex,
+    IndexState,
+    IndexStore,
+    chunk_schema,
+    column_values,
+    damaged,
+    one_line,
+    sql_in,
+)
 from codeseer.index.walker import SourceFile, WalkStats, read_source, walk
 from codeseer.models.embedder import Embedder, resolve_model
 from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_text
@@ -44,6 +68,59 @@ class IndexReport:
     reused_chunks: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    repaired: list[str] = field(default_factory=list)  # what --repair found and did
+
+
+def _trace(phase: str) -> None:
+    if os.environ.get("CODESEER_TRACE"):
+        sys.stderr.write(f"phase:{phase}\n")
+        sys.stderr.flush()
+
+
+_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _error_code(exc: BaseException) -> int | None:
+    """The errno behind an error, also when lance reports it as text: "... (os error 28)"."""
+    for current in (exc, exc.__cause__, exc.__context__):
+        if current is None:
+            continue
+        if isinstance(current, OSError) and current.errno:
+            return current.errno
+        found = _OS_ERROR_CODE.search(str(current))
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def _is_lance_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("lance", "lancedb") or bool(
+        re.search(r"lance ?error|LanceError", str(exc), re.I)
+    )
+
+
+def _write_failure(exc: Exception, directory: Path) -> CodeseerError | None:
+    """One clear line for a failed run that is not a bug in codeseer, or None to let it through."""
+    code = _error_code(exc)
+    intact = "nothing was committed and the previous index is intact"
+    if code in _DISK_FULL:
+        return CodeseerError(
+            f"no space left on device while writing the index at {directory}: {intact}; "
+            "free some space and run `codeseer index` again"
+        )
+    if code in _NOT_WRITABLE and (isinstance(exc, OSError) or _is_lance_error(exc)):
+        return CodeseerError(
+            f"cannot write the index at {directory} ({os.strerror(code)}): {intact}; "
+            "fix the permissions or use --index to put it elsewhere"
+        )
+    if _is_lance_error(exc):
+        return DamagedIndex(
+            f"could not update the index at {directory} ({one_line(exc)}): {intact}; "
+            "if this happens again, run `codeseer index --repair`"
+        )
+    return None
 
 
 def embed_text(chunk: Chunk) -> str:
@@ -100,10 +177,16 @@ def index_repository(
     precision: str | None = None,
     recipe: str | None = None,
     dim: int | None = None,
+    backend: str = "torch",
+    int8: bool = False,
     progress: bool = False,
     embedder_factory: Callable[[str | None], Embedder] | None = None,
+    repair: bool = False,
 ) -> IndexReport:
+    """Index ``root`` incrementally; ``repair=True`` first checks (and if need be restores) the index."""
     started = time.perf_counter()
+    if repair and rebuild:
+        raise CodeseerError("--repair and --rebuild do not go together: --rebuild alone starts from scratch")
     root = Path(root).expanduser()
     if not root.exists():
         raise CodeseerError(f"path does not exist: {root}")
@@ -119,7 +202,9 @@ def index_repository(
             raise CodeseerError(f"index {store.directory} belongs to {state.root}, not {root}")
         settings = _settings(state, model=model, precision=precision, recipe=recipe, dim=dim)
         report = IndexReport(root=str(root), index_dir=str(store.directory), model=resolve_model(settings.model).name)
-        factory = embedder_factory or (lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim))
+        factory = embedder_factory or (
+            lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim, backend=backend, quantize=int8)
+        )
         run = _IndexRun(store, state, root, settings, report, factory)
         with _Progress(progress) as bar:
             run.execute(bar)

@@ -5,6 +5,12 @@ Crash safety comes from one rule: readers only ever open the table versions reco
 step. Whatever a killed writer left behind is newer than the committed versions, invisible to
 readers, and rolled back by the next writer. A file lock (released by the kernel even on SIGKILL)
 keeps two writers apart.
+
+Damage from outside (a truncated ``state.json``, a deleted data file or manifest) is reported as
+:class:`DamagedIndex`, whose message sends the user to ``codeseer index --repair``. After each
+commit the last few committed states are also kept in ``history.json`` (written after the commit
+point, so it never decides what readers see): ``--repair`` falls back to the newest of them that
+still reads fully when the committed one does not.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +36,9 @@ import lancedb  # noqa: E402  (LANCE_LOG must be set first)
 
 INDEX_DIRNAME = ".codeseer"
 STATE_FILE = "state.json"
+HISTORY_FILE = "history.json"
+HISTORY_KEEP = 8
+REPAIR_HINT = "run `codeseer index --repair`"
 LOCK_FILE = "index.lock"
 FORMAT_VERSION = 1
 CHUNKS = "chunks"
@@ -99,6 +109,65 @@ class IndexState:
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class DamagedIndex(CodeseerError):
+    """The index on disk cannot be read as committed; ``codeseer index --repair`` fixes it."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line: lance appends the Rust source location, which helps nobody."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = re.sub(r",\s*/\S+\.rs:\d+:\d+", "", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def damaged(directory: Path, exc: BaseException | str) -> DamagedIndex:
+    detail = exc if isinstance(exc, str) else one_line(exc)
+    return DamagedIndex(f"index at {directory} is damaged ({detail}); {REPAIR_HINT}")
+
+
+def state_from_json(raw) -> IndexState:
+    """Validate a parsed state (``ValueError`` if it is not one): a hand-edited file must not crash readers."""
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    if raw.get("format") != FORMAT_VERSION:
+        raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT_VERSION}")
+    names = {f.name: f for f in fields(IndexState)}
+    unknown = set(raw) - set(names)
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}")
+    for key in ("root", "model", "updated_at"):
+        if not isinstance(raw.get(key), str):
+            raise ValueError(f"{key} is missing or not a string")
+    for key in ("dim", "chunks_version", "files_version", "files", "chunks"):
+        value = raw.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} is missing or not a count")
+    if raw.get("precision", "float32") not in ("float32", "float16", "int8", "binary"):
+        raise ValueError(f"unknown precision {raw.get('precision')!r}")
+    return IndexState(**raw)
+
+
+def consistency_problem(chunk_table: pa.Table, file_table: pa.Table) -> str | None:
+    """What makes a chunks/files pair inconsistent (duplicates, orphans, wrong counts), or None."""
+    from collections import Counter
+
+    ids = chunk_table["chunk_id"].to_pylist()
+    if len(set(ids)) != len(ids):
+        return "duplicate chunk ids"
+    paths = file_table["path"].to_pylist()
+    if len(set(paths)) != len(paths):
+        return "duplicate file rows"
+    per_path = Counter(chunk_table["path"].to_pylist())
+    expected = dict(zip(paths, file_table["chunks"].to_pylist()))
+    orphans = set(per_path) - set(expected)
+    if orphans:
+        return f"chunks of {len(orphans)} files that are not in the files table"
+    wrong = [p for p, n in expected.items() if per_path.get(p, 0) != n]
+    if wrong:
+        return f"chunk counts of {len(wrong)} files do not match"
+    return None
+
+
 def column_values(table, column: str) -> list:
     """One column of a table, read without the others (vectors stay on disk)."""
     return table.search().select([column]).limit(None).to_arrow().column(column).to_pylist()
@@ -151,24 +220,59 @@ class IndexStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise CodeseerError(f"index state {self.state_path} is unreadable ({exc}); rebuild with `codeseer index --rebuild`") from exc
-        if raw.get("format") != FORMAT_VERSION:
+            raise DamagedIndex(f"index state {self.state_path} is unreadable ({one_line(exc)}); {REPAIR_HINT}") from exc
+        if isinstance(raw, dict) and isinstance(raw.get("format"), int) and raw["format"] != FORMAT_VERSION:
             raise CodeseerError(f"index at {self.directory} has format {raw.get('format')}, expected {FORMAT_VERSION}; rebuild with `codeseer index --rebuild`")
-        return IndexState(**raw)
+        try:
+            return state_from_json(raw)
+        except (TypeError, ValueError) as exc:
+            raise DamagedIndex(f"index state {self.state_path} is invalid ({one_line(exc)}); {REPAIR_HINT}") from exc
 
     def write_state(self, state: IndexState) -> None:
         """Atomic commit point: a reader sees the old state or the new one, never a mix."""
-        tmp = self.state_path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(asdict(state), fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_path)
+        self._write_json(self.state_path, asdict(state))
+        try:  # after the commit point: losing the history only costs --repair a fallback
+            history = [asdict(state)] + [
+                asdict(s) for s in self.read_history()
+                if (s.chunks_version, s.files_version) != (state.chunks_version, state.files_version)
+            ]
+            self._write_json(self.directory / HISTORY_FILE, history[:HISTORY_KEEP])
+        except OSError:
+            pass
+
+    def _write_json(self, path: Path, value) -> None:
+        tmp = path.with_suffix(".json.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(value, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                tmp.unlink(missing_ok=True)  # a half-written temp file on a full disk frees its space
+            except OSError:
+                pass
+            raise
         dir_fd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def read_history(self) -> list[IndexState]:
+        """Previously committed states, newest first (unreadable entries are left out)."""
+        try:
+            raw = json.loads((self.directory / HISTORY_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        states = []
+        for entry in raw if isinstance(raw, list) else []:
+            try:
+                states.append(state_from_json(entry))
+            except (TypeError, ValueError):
+                continue
+        return states
 
     # -- tables -------------------------------------------------------------------------------
     @property
@@ -190,8 +294,31 @@ class IndexStore:
             files = self.db.open_table(FILES)
             files.checkout(state.files_version)
         except Exception as exc:
-            raise CodeseerError(f"index at {self.directory} is damaged ({exc}); rebuild with `codeseer index --rebuild`") from exc
+            raise damaged(self.directory, exc) from exc
         return chunks, files
+
+    def verify(self, state: IndexState) -> str | None:
+        """Why the snapshot of ``state`` cannot be served (every column read in full), or None if it can."""
+        try:
+            chunks, files = self.snapshot(state)
+            chunk_table = chunks.to_arrow()
+            file_table = files.to_arrow()
+            if len(chunk_table) != state.chunks or len(file_table) != state.files:
+                return (f"{len(chunk_table)} chunks and {len(file_table)} files on disk, "
+                        f"{state.chunks} and {state.files} committed")
+            problem = consistency_problem(chunk_table, file_table)
+            if problem:
+                return problem
+            if chunk_table.schema.field("vector").type != vector_type(state.dim, state.precision):
+                return "vectors do not match the committed dimension or precision"
+            fts = [idx for idx in chunks.list_indices() if "search_text" in idx.columns]
+            if fts and len(chunk_table):
+                chunks.search("probe", query_type="fts", fts_columns="search_text").limit(1).to_arrow()
+        except DamagedIndex as exc:
+            return str(exc)
+        except Exception as exc:
+            return one_line(exc)
+        return None
 
     def writable_tables(self, state: IndexState | None, dim: int, precision: str = "float32"):
         """Tables rolled back to the committed state (undoing a killed writer's partial work)."""
@@ -211,23 +338,52 @@ class IndexStore:
         return chunks, files
 
     def journal(self, model: str, dim: int):
-        """Vectors embedded by the current (possibly killed) run, so a rerun need not redo them."""
+        """Vectors embedded by the current (possibly killed) run, so a rerun need not redo them.
+
+        The journal is only a cache: one a killed run left half-created (a folder without a
+        manifest) or unreadable is dropped and started again rather than blocking every later run.
+        """
         import hashlib
 
         name = "journal_" + hashlib.sha1(f"{model}|{dim}".encode()).hexdigest()[:12]
         if name in self.table_names():
-            return self.db.open_table(name)
+            try:
+                table = self.db.open_table(name)
+                if table.schema == journal_schema(dim):
+                    table.count_rows()
+                    return table
+            except Exception:
+                pass
+            self._drop_quietly(name)
         return self.db.create_table(name, schema=journal_schema(dim))
+
+    def journal_vectors(self, model: str, dim: int) -> dict:
+        """content hash -> vector from the journal of ``model``/``dim``, as far as it reads."""
+        try:
+            table = self.journal(model, dim).to_arrow()
+        except Exception:
+            return {}
+        return dict(zip(table["content_hash"].to_pylist(), table["vector"].to_pylist()))
 
     def drop_journals(self) -> None:
         for name in self.table_names():
             if name.startswith("journal_"):
-                self.db.drop_table(name)
+                self._drop_quietly(name)
+
+    def _drop_quietly(self, name: str) -> None:
+        try:
+            self.db.drop_table(name)
+        except Exception:
+            import shutil
+
+            shutil.rmtree(self.directory / "lance" / f"{name}.lance", ignore_errors=True)
 
     def drop_all(self) -> None:
-        for name in self.table_names():
-            self.db.drop_table(name)
+        # The state goes first: a rebuild killed half-way leaves "no index", never a dangling state.
         self.state_path.unlink(missing_ok=True)
+        (self.directory / HISTORY_FILE).unlink(missing_ok=True)
+        for name in self.table_names():
+            self._drop_quietly(name)
 
     # -- locking ------------------------------------------------------------------------------
     @contextmanager

@@ -3,12 +3,18 @@
 Skipped on purpose: binary files, files over 1 MiB, generated or minified code, vendored trees
 (node_modules, vendor, ...) and anything git would ignore. Symlinked directories are not followed
 (no loops, nothing outside the root); symlinked files are kept only if they resolve inside it.
+
+Hostile trees are survived, not trusted: only regular files are ever opened, without blocking (a
+FIFO or device swapped in after the walk is skipped, never waited on); no read goes past the size
+limit, even for a file that grew after it was listed; symlink loops are skipped; directory depth
+is bounded only by the file system (the walk is iterative, not recursive).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat as stat_module
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ import pathspec
 from codeseer.index.languages import detect_language
 
 MAX_FILE_BYTES = 1 << 20
+MAX_IGNORE_FILE_BYTES = 1 << 20
 IGNORE_FILES = (".gitignore", ".codeseerignore")
 SKIP_DIRS = frozenset(
     {
@@ -51,6 +58,39 @@ class WalkStats:
         self.skipped[reason] += 1
 
 
+class _NotRegular(OSError):
+    """The path is a FIFO, socket, device or directory: never read it."""
+
+
+class _TooLarge(OSError):
+    """The file is over the size limit (perhaps only since it was listed)."""
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a regular file, opened without blocking (a FIFO never hangs us)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat_module.S_ISREG(st.st_mode):
+            raise _NotRegular(f"not a regular file: {path}")
+        if st.st_size > limit:
+            raise _TooLarge(f"over {limit} bytes: {path}")
+        chunks: list[bytes] = []
+        remaining = limit + 1  # one byte more tells a file that grew past the limit
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise _TooLarge(f"over {limit} bytes: {path}")
+        return data
+    finally:
+        os.close(fd)
+
+
 class _IgnoreRules:
     """Stack of gitignore specs, each anchored at the directory that holds it."""
 
@@ -61,9 +101,10 @@ class _IgnoreRules:
         lines: list[str] = []
         for name in IGNORE_FILES:
             try:
-                lines += (directory / name).read_text(encoding="utf-8", errors="replace").splitlines()
+                data = _read_regular(directory / name, MAX_IGNORE_FILE_BYTES)
             except OSError:
                 continue
+            lines += data.decode("utf-8", errors="replace").splitlines()
         if lines:
             self._specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
             return 1
@@ -97,56 +138,79 @@ def walk(root: Path, stats: WalkStats | None = None) -> Iterator[SourceFile]:
     stats = stats if stats is not None else WalkStats()
     root = root.resolve()
     rules = _IgnoreRules()
+    # Depth-first with an explicit stack: a hostile tree thousands of folders deep must not hit
+    # Python's recursion limit. Each frame: (rel_dir, sorted entries, ignore specs it pushed).
+    stack: list[tuple[str, Iterator[os.DirEntry], int]] = []
 
-    def visit(directory: Path, rel_dir: str) -> Iterator[SourceFile]:
+    def enter(directory: Path, rel_dir: str) -> None:
         pushed = rules.push(rel_dir, directory)
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
         except OSError:
             stats.skip("unreadable")
             rules.pop(pushed)
             return
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
-                        continue
-                    if not rules.ignored(rel, is_dir=True):
-                        yield from visit(Path(entry.path), rel)
-                    continue
-                if entry.is_symlink():
-                    target = Path(entry.path).resolve()
-                    if not target.is_file() or not target.is_relative_to(root):
-                        stats.skip("symlink")
-                        continue
-                elif not entry.is_file(follow_symlinks=False):
-                    continue
-                if rules.ignored(rel, is_dir=False):
-                    continue
-                language = detect_language(rel)
-                if language is None:
-                    continue
-                st = entry.stat()
-            except OSError:
-                stats.skip("unreadable")
-                continue
-            if st.st_size > MAX_FILE_BYTES:
-                stats.skip("too large")
-                continue
-            if GENERATED_NAME.search(entry.name):
-                stats.skip("generated")
-                continue
-            yield SourceFile(rel, Path(entry.path), language, st.st_size, st.st_mtime_ns)
-        rules.pop(pushed)
+        stack.append((rel_dir, iter(entries), pushed))
 
-    yield from visit(root, "")
+    enter(root, "")
+    while stack:
+        rel_dir, entries, pushed = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            rules.pop(pushed)
+            continue
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
+                    continue
+                if not rules.ignored(rel, is_dir=True):
+                    enter(Path(entry.path), rel)
+                continue
+            if entry.is_symlink():
+                target = Path(entry.path).resolve()
+                if not target.is_file() or not target.is_relative_to(root):
+                    stats.skip("symlink")
+                    continue
+            elif not entry.is_file(follow_symlinks=False):
+                continue  # FIFOs, sockets, devices
+            if rules.ignored(rel, is_dir=False):
+                continue
+            language = detect_language(rel)
+            if language is None:
+                continue
+            st = entry.stat()
+        except RuntimeError:  # Python 3.11 reports a symlink loop this way (3.13: OSError)
+            stats.skip("symlink")
+            continue
+        except OSError:
+            stats.skip("unreadable")
+            continue
+        if st.st_size > MAX_FILE_BYTES:
+            stats.skip("too large")
+            continue
+        if GENERATED_NAME.search(entry.name):
+            stats.skip("generated")
+            continue
+        yield SourceFile(rel, Path(entry.path), language, st.st_size, st.st_mtime_ns)
 
 
 def read_source(file: SourceFile, stats: WalkStats) -> str | None:
-    """The file's text, or None (counted in ``stats``) if it is binary, generated or not UTF-8."""
+    """The file's text, or None (counted in ``stats``) if it is binary, generated or not UTF-8.
+
+    Also None when the file changed since the walk into something we will not read: gone,
+    not a regular file any more, or grown past the size limit (read no further than that).
+    """
     try:
-        data = file.abs.read_bytes()
+        data = _read_regular(file.abs, MAX_FILE_BYTES)
+    except _TooLarge:
+        stats.skip("too large")
+        return None
+    except _NotRegular:
+        stats.skip("not a regular file")
+        return None
     except OSError:
         stats.skip("unreadable")
         return None
