@@ -223,25 +223,7 @@ def where_clause(
     exclude_kinds: tuple[str, ...] | list[str] | None = None,
 ) -> str | None | bool:
     """A LanceDB filter; ``False`` when the path glob matches no indexed file."""
-    import pathspec
-
-    from codeseer.index.store import column_values, sql_in
-    from codeseer.search.searcher import normalize_language
-
-    clauses = []
-    if languages:
-        clauses.append(sql_in("language", sorted({normalize_language(lang) for lang in languages})))
-    if kinds:
-        clauses.append(sql_in("kind", list(kinds)))
-    if exclude_kinds:
-        clauses.append("NOT " + sql_in("kind", list(exclude_kinds)))
-    if path_glob:
-        spec = pathspec.GitIgnoreSpec.from_lines([path_glob])
-        paths = [p for p in column_values(searcher.files, "path") if spec.match_file(p)]
-        if not paths:
-            return False
-        clauses.append(sql_in("path", paths))
-    return " AND ".join(f"({c})" for c in clauses) if clauses else None
+    return searcher.where(languages, path_glob, kinds=kinds, exclude_kinds=exclude_kinds)
 
 
 def chunk_at(searcher, path: str, line: int, *, with_vector: bool = True) -> ChunkRef:

@@ -82,10 +82,22 @@ class Searcher:
             raise CodeseerError(f"model gives {embedder.dim}-d vectors but the index holds {self.state.dim}-d")
         return embedder
 
-    def _filter(self, languages: list[str] | None, path_glob: str | None) -> str | None | bool:
+    def where(
+        self,
+        languages: list[str] | None = None,
+        path_glob: str | None = None,
+        *,
+        kinds: list[str] | tuple[str, ...] | None = None,
+        exclude_kinds: list[str] | tuple[str, ...] | None = None,
+    ) -> str | None | bool:
+        """A LanceDB filter for these restrictions; ``False`` when the path glob matches no file."""
         clauses = []
         if languages:
-            clauses.append(sql_in("language", [normalize_language(lang) for lang in languages]))
+            clauses.append(sql_in("language", sorted({normalize_language(lang) for lang in languages})))
+        if kinds:
+            clauses.append(sql_in("kind", list(kinds)))
+        if exclude_kinds:
+            clauses.append("NOT " + sql_in("kind", list(exclude_kinds)))
         if path_glob:
             spec = pathspec.GitIgnoreSpec.from_lines([path_glob])
             paths = [p for p in column_values(self.files, "path") if spec.match_file(p)]
@@ -172,7 +184,7 @@ class Searcher:
             raise CodeseerError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSION_METHODS)}")
         if k < 1:
             raise CodeseerError("k must be at least 1")
-        where = self._filter(languages, path_glob)
+        where = self.where(languages, path_glob)
         if where is False:
             return []
         candidates = max(50, 3 * k)
