@@ -39,6 +39,7 @@ def index(
     index_dir: Annotated[Optional[Path], typer.Option("--index", help="Where to keep the index (default: PATH/.codeseer).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="sentence-transformers folder or hub id (default: all-MiniLM-L6-v2, bundled).")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the existing index and build it again (e.g. to change model).")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Read the committed index in full; if it is damaged, fall back to the newest older snapshot that reads, else rebuild (reusing the vectors that still read); then update as usual.")] = False,
     recipe: Annotated[Optional[str], typer.Option("--recipe", help="Registry recipe (prefixes, pooling) for local weights, e.g. jinaai/jina-code-embeddings-0.5b; see `codeseer models`.")] = None,
     dim: Annotated[Optional[int], typer.Option("--dim", help="Matryoshka: keep the first N dimensions (re-normalised).")] = None,
     precision: Annotated[Optional[str], typer.Option("--precision", help="Stored vectors: float32 (default), float16, int8 (calibrated) or binary; int8/binary are rescored with the full-precision query.")] = None,
@@ -61,7 +62,9 @@ def index(
     """
     from codeseer.index.indexer import index_repository
 
-    report = index_repository(path, index_dir=index_dir, model=model, rebuild=rebuild, precision=precision, recipe=recipe, dim=dim, backend=backend, int8=int8, progress=not as_json and err.is_terminal)
+    report = index_repository(path, index_dir=index_dir, model=model, rebuild=rebuild, precision=precision, recipe=recipe, dim=dim, backend=backend, int8=int8, progress=not as_json and err.is_terminal, repair=repair)
+    for line in report.repaired:
+        err.print(f"repair: {line}", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         sys.stdout.write(json.dumps(report.__dict__, indent=2) + "\n")
         return

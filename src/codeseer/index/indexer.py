@@ -101,8 +101,9 @@ def _is_lance_error(exc: BaseException) -> bool:
     )
 
 
-def _write_failure(exc: Exception, directory: Path) -> CodeseerError | None:
+def _write_failure(exc: Exception, store: IndexStore) -> CodeseerError | None:
     """One clear line for a failed run that is not a bug in codeseer, or None to let it through."""
+    directory = store.directory
     code = _error_code(exc)
     intact = "nothing was committed and the previous index is intact"
     if code in _DISK_FULL:
@@ -116,6 +117,13 @@ def _write_failure(exc: Exception, directory: Path) -> CodeseerError | None:
             "fix the permissions or use --index to put it elsewhere"
         )
     if _is_lance_error(exc):
+        try:  # is it the committed snapshot itself that no longer reads?
+            state = store.read_state()
+        except CodeseerError as damage:
+            return damage
+        problem = store.verify(state) if state is not None else None
+        if problem:
+            return damaged(directory, problem)
         return DamagedIndex(
             f"could not update the index at {directory} ({one_line(exc)}): {intact}; "
             "if this happens again, run `codeseer index --repair`"
@@ -194,22 +202,155 @@ def index_repository(
         raise CodeseerError(f"not a directory: {root}")
     root = root.resolve()
     store = IndexStore(Path(index_dir).expanduser().resolve() if index_dir else root / ".codeseer")
-    with store.write_lock():
-        state = store.read_state() if not rebuild else None
-        if rebuild:
-            store.drop_all()
-        if state is not None and Path(state.root) != root:
-            raise CodeseerError(f"index {store.directory} belongs to {state.root}, not {root}")
-        settings = _settings(state, model=model, precision=precision, recipe=recipe, dim=dim)
-        report = IndexReport(root=str(root), index_dir=str(store.directory), model=resolve_model(settings.model).name)
-        factory = embedder_factory or (
-            lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim, backend=backend, quantize=int8)
-        )
-        run = _IndexRun(store, state, root, settings, report, factory)
-        with _Progress(progress) as bar:
-            run.execute(bar)
+    try:
+        with store.write_lock():
+            _trace("lock")
+            repaired: list[str] = []
+            hint = None  # --repair rebuilding: the last known settings, to reuse their vectors
+            if repair:
+                state, hint = _repair_base(store, repaired)
+                if state is None and hint is None and model is None and repaired[-1] != _NO_INDEX_YET:
+                    raise CodeseerError(
+                        f"the index at {store.directory} must be rebuilt, but neither {store.state_path.name} nor "
+                        "history.json says which model built it; run `codeseer index --repair --model MODEL` "
+                        "with that model (`--model default` for the bundled one)"
+                    )
+            else:
+                state = store.read_state() if not rebuild else None
+            if rebuild:
+                store.drop_all()
+            for known in (state, hint):
+                if known is not None and Path(known.root) != root:
+                    raise CodeseerError(f"index {store.directory} belongs to {known.root}, not {root}")
+            if hint is not None:
+                settings = _settings(None, model=model or hint.model, precision=precision or hint.precision,
+                                     recipe=recipe or hint.recipe, dim=dim or hint.dim)
+            else:
+                settings = _settings(state, model=model, precision=precision, recipe=recipe, dim=dim)
+            report = IndexReport(root=str(root), index_dir=str(store.directory), model=resolve_model(settings.model).name)
+            report.repaired = repaired
+            factory = embedder_factory or (
+                lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim, backend=backend, quantize=int8)
+            )
+            if hint is not None:
+                _salvage_vectors(store, hint, report.model, repaired)
+            run = _IndexRun(store, state, root, settings, report, factory)
+            with _Progress(progress) as bar:
+                run.execute(bar)
+    except CodeseerError:
+        raise
+    except Exception as exc:  # a full disk, a damaged table: one line, not a traceback
+        failure = _write_failure(exc, store)
+        if failure is None:
+            raise
+        raise failure from None
     report.seconds = time.perf_counter() - started
     return report
+
+
+_NO_INDEX_YET = "no index here yet: building a new one"
+
+
+def _repair_base(store: IndexStore, repaired: list[str]) -> tuple[IndexState | None, IndexState | None]:
+    """The snapshot --repair builds on: ``(state, None)``, or ``(None, hint)`` to rebuild from scratch.
+
+    The committed snapshot is read in full (every column of both tables, the BM25 index probed);
+    if it does not read, the newest readable snapshot from ``history.json`` is committed instead.
+    """
+    committed = None
+    try:
+        committed = store.read_state()
+    except DamagedIndex as exc:
+        repaired.append(str(exc).replace("; run `codeseer index --repair`", ""))
+    history = store.read_history()
+    candidates = [committed] if committed is not None else []
+    candidates += [
+        h for h in history
+        if committed is None or (h.chunks_version, h.files_version) != (committed.chunks_version, committed.files_version)
+    ]
+    if not candidates:
+        try:
+            has_tables = bool(store.table_names())
+        except Exception:
+            has_tables = False
+        if not has_tables and not store.state_path.exists():
+            repaired.append(_NO_INDEX_YET)
+            return None, None
+    for n, candidate in enumerate(candidates):
+        if candidate is committed:
+            label = "committed snapshot"
+        elif n == 0:
+            label = f"last committed snapshot ({candidate.updated_at}, from history.json)"
+        else:
+            label = f"older snapshot of {candidate.updated_at}"
+        versions = f"chunks v{candidate.chunks_version}, files v{candidate.files_version}"
+        problem = store.verify(candidate)
+        if problem is None:
+            if candidate is committed:
+                repaired.append(f"committed snapshot ({versions}) verified: {candidate.chunks} chunks and "
+                                f"{candidate.files} files read in full; nothing to repair")
+            else:
+                store.write_state(candidate)
+                repaired.append(f"fell back to the {label} ({versions}), which reads in full"
+                                if committed is not None else f"recommitted the {label} ({versions}), which reads in full")
+            return candidate, None
+        repaired.append(f"{label} ({versions}) does not read: {problem}")
+    hint = candidates[0] if candidates else None
+    repaired.append("no readable snapshot left: rebuilding the index from scratch")
+    if hint is None:
+        return None, None
+    return None, hint
+
+
+def _salvage_vectors(store: IndexStore, hint: IndexState, model: str, repaired: list[str], versions: int = 3) -> None:
+    """Before a rebuild, keep every vector that still reads (old table versions, the journal) in the journal."""
+    if model != hint.model:
+        return  # another model: its vectors are of no use
+    known = store.journal_vectors(model, hint.dim)
+    from_journal = len(known)
+    if hint.precision in ("float32", "float16"):  # lossless to re-store; int8/binary are not
+        try:
+            chunks = store.db.open_table(CHUNKS)
+            listed = sorted((v["version"] for v in chunks.list_versions()), reverse=True)
+        except Exception:
+            listed = []
+        read = 0
+        for version in listed:
+            if read >= versions:
+                break
+            try:
+                chunks.checkout(version)
+                table = chunks.search().select(["content_hash", "vector"]).limit(None).to_arrow()
+                vectors = np.asarray(
+                    np.stack(table["vector"].to_numpy(zero_copy_only=False)) if len(table) else np.zeros((0, hint.dim)),
+                    dtype=np.float32,
+                )
+            except Exception:
+                continue
+            if vectors.shape[1:] != (hint.dim,):
+                continue
+            read += 1
+            for digest, vector in zip(table["content_hash"].to_pylist(), vectors):
+                known.setdefault(digest, vector)
+    fresh = {h: v for h, v in known.items() if h is not None}
+    if len(fresh) > from_journal:
+        try:
+            journal = store.journal(model, hint.dim)
+            existing = set(column_values(journal, "content_hash"))
+            hashes = [h for h in fresh if h not in existing]
+            for batch in _batches(hashes, 10_000):
+                journal.add(pa.Table.from_pydict(
+                    {"content_hash": batch, "vector": [np.asarray(fresh[h], dtype=np.float32) for h in batch]},
+                    schema=journal.schema,
+                ))
+        except Exception as exc:
+            failure = _write_failure(exc, store)
+            if failure is not None and not isinstance(failure, DamagedIndex):
+                raise failure from None
+            repaired.append(f"could not keep the old vectors ({one_line(exc)}): they will be embedded again")
+            return
+    if fresh:
+        repaired.append(f"kept {len(fresh)} vectors that still read, so they need not be embedded again")
 
 
 @dataclass(frozen=True)
@@ -268,14 +409,18 @@ class _IndexRun:
         return {row["path"]: row for row in table.to_pylist()}
 
     def execute(self, bar: _Progress) -> None:
+        _trace("walk")
         stats = WalkStats()
         sources = list(walk(self.root, stats))
         if self.state is None and not sources:
             raise CodeseerError(f"no source files found under {self.root} (nothing to index)")
+        if self.state is None:
+            _trace("model")
         dim = self.embedder.dim if self.state is None else self.state.dim
         self.codec = Codec(self.precision, dim, self.state.calibration if self.state else None)
-        chunks_table, files_table = self.store.writable_tables(self.state, dim, self.precision)
-        old_files = self._old_files(files_table)
+        # Read the committed snapshot: an unchanged tree is then checked without writing anything.
+        old_files = self._old_files(self.store.snapshot(self.state)[1]) if self.state is not None else {}
+        _trace("chunk")
         seen = {f.rel for f in sources}
         deleted = sorted(set(old_files) - seen)
         candidates = [
@@ -308,11 +453,14 @@ class _IndexRun:
         self.report.deleted_files = len(deleted)
         if self.state is not None and not (changed or touched or deleted):
             self._finish_counts(self.state)
+            _trace("done")
             return
 
+        chunks_table, files_table = self.store.writable_tables(self.state, dim, self.precision)
         stale_paths = [s.rel for s, _, _ in changed] + deleted
         rows = self._build_rows(changed, chunks_table, stale_paths, dim, bar)
 
+        _trace("write")
         for batch in _batches(stale_paths + [s.rel for s, _, _ in touched], 500):
             files_table.delete(sql_in("path", batch))
         for batch in _batches(stale_paths, 500):
@@ -324,6 +472,7 @@ class _IndexRun:
         ] + [_file_row(s, digest, n) for s, digest, n in touched]
         if file_rows:
             files_table.add(pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA))
+        _trace("fts")
         self._prepare_for_commit(chunks_table, files_table)
 
         state = IndexState(
@@ -339,14 +488,21 @@ class _IndexRun:
             recipe=self.recipe,
             calibration=self.codec.calibration,
         )
+        _trace("commit")
         self.store.write_state(state)
-        self.store.drop_journals()
+        _trace("cleanup")
+        # Housekeeping only: the commit happened, so nothing from here on may fail the run.
+        try:
+            self.store.drop_journals()
+        except Exception:
+            pass
         for table in (chunks_table, files_table):
             try:  # nothing is left to compact, so this only prunes versions: no new version
                 table.optimize(cleanup_older_than=KEEP_OLD_VERSIONS)
-            except Exception:  # housekeeping only; the commit already happened
+            except Exception:
                 pass
         self._finish_counts(state)
+        _trace("done")
 
     def _finish_counts(self, state: IndexState) -> None:
         self.report.files = state.files
@@ -374,7 +530,10 @@ class _IndexRun:
             hashes = list(missing)
             advance = bar.task("embedding", len(hashes))
 
+            _trace("model")
+
             def save(start: int, vectors: np.ndarray) -> None:
+                _trace(f"embed {start}")
                 batch = hashes[start : start + len(vectors)]
                 journal.add(pa.Table.from_pydict(
                     {"content_hash": batch, "vector": list(vectors)}, schema=journal.schema

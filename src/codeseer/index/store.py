@@ -315,7 +315,7 @@ class IndexStore:
             if fts and len(chunk_table):
                 chunks.search("probe", query_type="fts", fts_columns="search_text").limit(1).to_arrow()
         except DamagedIndex as exc:
-            return str(exc)
+            return one_line(exc.__cause__ or exc)
         except Exception as exc:
             return one_line(exc)
         return None
@@ -326,7 +326,7 @@ class IndexStore:
         if state is None:
             for name in (CHUNKS, FILES):
                 if name in names:
-                    self.db.drop_table(name)
+                    self._drop_quietly(name)
             chunks = self.db.create_table(CHUNKS, schema=chunk_schema(dim, precision))
             files = self.db.create_table(FILES, schema=FILE_SCHEMA)
             return chunks, files

@@ -1,7 +1,16 @@
-"""Query a committed index snapshot: dense, lexical or hybrid, with language and path filters."""
+"""Query a committed index snapshot: dense, lexical or hybrid, with language and path filters.
+
+Hostile or broken input gets one clear :class:`CodeseerError`, never a traceback: queries over
+``MAX_QUERY_CHARS`` (the apps accept issue texts that long), ``k`` over ``MAX_K``, a ``--path``
+glob pathspec cannot parse. A ``--path`` glob only ever selects among the indexed (relative)
+paths, so ``../*`` or ``/etc/*`` find nothing outside the root; an absolute path inside the root is
+taken relative to it. A snapshot that fails while being read (a data file deleted or truncated
+under it) is reported as damaged, with the ``codeseer index --repair`` hint.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,7 +19,7 @@ import pathspec
 
 from codeseer.errors import CodeseerError
 from codeseer.index.quantize import RESCORE_FACTOR, Codec
-from codeseer.index.store import IndexStore, column_values, sql_in
+from codeseer.index.store import IndexStore, column_values, damaged, sql_in
 from codeseer.models.embedder import Embedder, resolve_model
 from codeseer.search.fusion import FUSION_METHODS, fuse
 from codeseer.search.lexical import FTS_COLUMN, lexical_query
@@ -22,6 +31,9 @@ LANGUAGE_ALIASES = {
     "md": "markdown", "golang": "go",
 }
 _COLUMNS = ["chunk_id", "path", "language", "start_line", "end_line", "symbol", "kind", "text"]
+MAX_QUERY_CHARS = 50_000  # as long as the longest text an app searches with (an issue for `locate`)
+MAX_K = 10_000
+MAX_LANGUAGES = 100
 
 
 @dataclass
@@ -67,7 +79,10 @@ class Searcher:
         self.codec = Codec(state.precision, state.dim, state.calibration)
         self._int8_matrix = None
         self._int8_ids = None
-        self._has_fts = any(FTS_COLUMN in idx.columns for idx in self.chunks.list_indices())
+        try:
+            self._has_fts = any(FTS_COLUMN in idx.columns for idx in self.chunks.list_indices())
+        except Exception as exc:
+            raise damaged(store.directory, exc) from exc
 
     @property
     def embedder(self) -> Embedder:
@@ -99,15 +114,31 @@ class Searcher:
         if exclude_kinds:
             clauses.append("NOT " + sql_in("kind", list(exclude_kinds)))
         if path_glob:
-            spec = pathspec.GitIgnoreSpec.from_lines([path_glob])
+            spec = self._path_spec(path_glob)
             paths = [p for p in column_values(self.files, "path") if spec.match_file(p)]
             if not paths:
                 return False
             clauses.append(sql_in("path", paths))
         return " AND ".join(f"({c})" for c in clauses) if clauses else None
 
-    def _dense(self, query: str, where: str | None, limit: int) -> list[dict]:
-        vector = self.embedder.encode_queries([query])[0]
+    def _path_spec(self, path_glob: str) -> pathspec.PathSpec:
+        """The ``--path`` glob as a gitignore-style pattern over root-relative paths."""
+        glob = path_glob.strip()
+        if "\0" in glob or "\n" in glob or "\r" in glob:
+            raise CodeseerError("invalid --path glob: it must be one line without NUL characters")
+        if os.path.isabs(glob):
+            try:  # an absolute path inside the root means the same relative one; outside, nothing
+                glob = Path(os.path.normpath(glob)).relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        try:
+            return pathspec.GitIgnoreSpec.from_lines([glob])
+        except Exception as exc:
+            raise CodeseerError(f"invalid --path glob {path_glob!r}: {exc}") from None
+
+    def _dense(self, query: str, where: str | None, limit: int, vector: np.ndarray | None = None) -> list[dict]:
+        if vector is None:
+            vector = self.embedder.encode_queries([query])[0]
         precision = self.codec.precision
         if precision in ("float32", "float16"):
             builder = self.chunks.search(vector, vector_column_name="vector").distance_type("cosine")
@@ -182,18 +213,40 @@ class Searcher:
             raise CodeseerError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if fusion not in FUSION_METHODS:
             raise CodeseerError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSION_METHODS)}")
+        if len(query) > MAX_QUERY_CHARS:
+            raise CodeseerError(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+        if "\0" in query:
+            raise CodeseerError("query contains a NUL character")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise CodeseerError(f"k must be a whole number, not {k!r}")
         if k < 1:
             raise CodeseerError("k must be at least 1")
+        if k > MAX_K:
+            raise CodeseerError(f"k must be at most {MAX_K}, got {k}")
+        if languages and len(languages) > MAX_LANGUAGES:
+            raise CodeseerError(f"at most {MAX_LANGUAGES} languages, got {len(languages)}")
+        if languages and any("\0" in str(lang) for lang in languages):
+            raise CodeseerError("language names cannot contain NUL characters")
+        # The model runs first, outside the guard below: its failures are not the index's.
+        vector = self.embedder.encode_queries([query])[0] if mode in ("dense", "hybrid") else None
+        try:
+            return self._search(query, vector, k, mode, languages, path_glob, fusion)
+        except CodeseerError:
+            raise
+        except Exception as exc:  # a snapshot whose files went missing or bad under us
+            raise damaged(self.store.directory, exc) from exc
+
+    def _search(self, query, vector, k, mode, languages, path_glob, fusion) -> list[Hit]:
         where = self.where(languages, path_glob)
         if where is False:
             return []
         candidates = max(50, 3 * k)
         if mode == "dense":
-            rows = self._dense(query, where, k)
+            rows = self._dense(query, where, k, vector)
         elif mode == "lexical":
             rows = self._lexical(query, where, k)
         else:
-            dense = self._dense(query, where, candidates)
+            dense = self._dense(query, where, candidates, vector)
             lexical = self._lexical(query, where, candidates)
             by_id = {row["chunk_id"]: row for row in lexical}
             by_id.update({row["chunk_id"]: row for row in dense})
