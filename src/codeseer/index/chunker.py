@@ -30,7 +30,9 @@ Conventions (see also ``Chunk``):
   impls too), a C++ out-of-line name (``Foo::bar`` -> ``Foo.bar``), a Kotlin extension
   receiver (``String.shout``) or a JS ``Foo.prototype.bar = function`` assignment.
 * Long functions are split on statement boundaries; parts after the first repeat the
-  signature followed by a ``    ...`` line.
+  signature followed by a ``    ...`` line (left out when limits are too small to hold it).
+  No chunk is longer than ``max_chars`` characters or ``max_lines`` lines (windows:
+  ``window_lines``), and none is blank.
 * Top-level code outside definitions becomes ``module`` chunks; a few trailing lines that
   hold only closing brackets / ``end`` are appended to the chunk just above them instead
   of becoming chunks of their own. Every non-blank line ends up in at least one chunk.
@@ -142,6 +144,9 @@ class _Out:
         ml = self.max_lines if max_lines is None else max_lines
         mc = self.max_chars if max_chars is None else max_chars
         return e - s + 1 <= ml and self.src.chars(s, e) <= mc
+
+    def fits_with_head(self, head: str, s: int, e: int) -> bool:
+        return head.count("\n") + e - s + 1 <= self.max_lines and len(head) + self.src.chars(s, e) <= self.max_chars
 
     def max_end(self, s: int, max_lines: int, max_chars: int) -> int:
         """Largest row e >= s such that rows s..e fit the limits (s itself always)."""
@@ -767,13 +772,15 @@ class _Structural:
                     i += 1
                 if best is None:  # no statement boundary fits: cut by lines
                     best = min(e, out.max_end(p, ml, mc)) + 1
-            q = best - 1
-            if first:
-                out.add(_Piece(p, q, d.symbol, d.kind))
-            elif q == p and len(src.lines[p]) > out.max_chars:
-                out.long_line(p, d.symbol, d.kind)
+            ps, qs = out.trim(p, best - 1)  # a part that is only blank lines is no chunk
+            if ps > qs:
+                pass
+            elif qs == ps and len(src.lines[ps]) > out.max_chars:
+                out.long_line(ps, d.symbol, d.kind)  # even a first part: no chunk over max_chars
+            elif first or not out.fits_with_head(head, ps, qs):
+                out.add(_Piece(ps, qs, d.symbol, d.kind))  # (tiny limits: the head itself would not fit)
             else:
-                out.add(_Piece(p, q, d.symbol, d.kind, head=head))
+                out.add(_Piece(ps, qs, d.symbol, d.kind, head=head))
             first = False
             p = best
 

@@ -30,9 +30,10 @@ import pyarrow as pa
 from codeseer.errors import CodeseerError
 
 os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger lancedb actually reads: no WARN lines on stderr
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="lancedb")
 
-import lancedb  # noqa: E402  (LANCE_LOG must be set first)
+import lancedb  # noqa: E402  (LANCE_LOG / LANCEDB_LOG must be set first)
 
 INDEX_DIRNAME = ".codeseer"
 STATE_FILE = "state.json"
@@ -117,6 +118,7 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception as one short line: lance appends the Rust source location, which helps nobody."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     text = re.sub(r",\s*/\S+\.rs:\d+:\d+", "", text)
+    text = re.sub(r"^(lance error: )?(LanceError\((\w+)\): )?", "", text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -131,10 +133,8 @@ def state_from_json(raw) -> IndexState:
         raise ValueError("not a JSON object")
     if raw.get("format") != FORMAT_VERSION:
         raise ValueError(f"format {raw.get('format')!r}, expected {FORMAT_VERSION}")
-    names = {f.name: f for f in fields(IndexState)}
-    unknown = set(raw) - set(names)
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}")
+    names = {f.name for f in fields(IndexState)}
+    raw = {k: v for k, v in raw.items() if k in names}  # keys a newer codeseer added are not damage
     for key in ("root", "model", "updated_at"):
         if not isinstance(raw.get(key), str):
             raise ValueError(f"{key} is missing or not a string")
@@ -144,6 +144,15 @@ def state_from_json(raw) -> IndexState:
             raise ValueError(f"{key} is missing or not a count")
     if raw.get("precision", "float32") not in ("float32", "float16", "int8", "binary"):
         raise ValueError(f"unknown precision {raw.get('precision')!r}")
+    if not isinstance(raw.get("recipe"), (str, type(None))):
+        raise ValueError("recipe is not a string")
+    calibration = raw.get("calibration")
+    if calibration is not None and not (
+        isinstance(calibration, list) and len(calibration) == 2
+        and all(isinstance(row, list) and len(row) == raw["dim"] for row in calibration)
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for row in calibration for x in row)
+    ):
+        raise ValueError("calibration is not two rows of one number per dimension")
     return IndexState(**raw)
 
 
@@ -195,16 +204,16 @@ class IndexStore:
         start = start.resolve()
         for directory in (start, *start.parents):
             candidate = directory / INDEX_DIRNAME
-            if (candidate / STATE_FILE).is_file():
+            if (candidate / STATE_FILE).is_file() or (candidate / HISTORY_FILE).is_file():
                 return cls(candidate)
         raise CodeseerError(f"no codeseer index found in {start} or its parents; run `codeseer index` first")
 
     @classmethod
     def open_existing(cls, directory: Path) -> "IndexStore":
         store = cls(directory)
-        if not (store.directory / STATE_FILE).is_file():
+        if not ((store.directory / STATE_FILE).is_file() or (store.directory / HISTORY_FILE).is_file()):
             nested = store.directory / INDEX_DIRNAME
-            if (nested / STATE_FILE).is_file():
+            if (nested / STATE_FILE).is_file() or (nested / HISTORY_FILE).is_file():
                 return cls(nested)
             raise CodeseerError(f"no codeseer index at {directory}; run `codeseer index` first")
         return store
@@ -218,6 +227,8 @@ class IndexStore:
         try:
             raw = json.loads(self.state_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
+            if (self.directory / HISTORY_FILE).is_file():  # commits happened: the state was lost, not never made
+                raise DamagedIndex(f"index state {self.state_path} is missing; {REPAIR_HINT}") from None
             return None
         except (OSError, ValueError) as exc:
             raise DamagedIndex(f"index state {self.state_path} is unreadable ({one_line(exc)}); {REPAIR_HINT}") from exc
@@ -379,9 +390,9 @@ class IndexStore:
             shutil.rmtree(self.directory / "lance" / f"{name}.lance", ignore_errors=True)
 
     def drop_all(self) -> None:
-        # The state goes first: a rebuild killed half-way leaves "no index", never a dangling state.
-        self.state_path.unlink(missing_ok=True)
+        # History and state go first: a rebuild killed half-way leaves "no index", never a dangling state.
         (self.directory / HISTORY_FILE).unlink(missing_ok=True)
+        self.state_path.unlink(missing_ok=True)
         for name in self.table_names():
             self._drop_quietly(name)
 

@@ -6,8 +6,8 @@ Skipped on purpose: binary files, files over 1 MiB, generated or minified code, 
 
 Hostile trees are survived, not trusted: only regular files are ever opened, without blocking (a
 FIFO or device swapped in after the walk is skipped, never waited on); no read goes past the size
-limit, even for a file that grew after it was listed; symlink loops are skipped; directory depth
-is bounded only by the file system (the walk is iterative, not recursive).
+limit, even for a file that grew after it was listed; symlink loops and names that are not UTF-8
+are skipped; directory depth is bounded only by the file system (the walk is iterative).
 """
 
 from __future__ import annotations
@@ -162,6 +162,11 @@ def walk(root: Path, stats: WalkStats | None = None) -> Iterator[SourceFile]:
             rules.pop(pushed)
             continue
         rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:  # not UTF-8 on disk: the index (Arrow strings, JSON) cannot hold it
+            stats.skip("file name not utf-8")
+            continue
         try:
             if entry.is_dir(follow_symlinks=False):
                 if entry.name in SKIP_DIRS or entry.name.endswith(".egg-info"):
