@@ -458,7 +458,7 @@ class _IndexRun:
 
         chunks_table, files_table = self.store.writable_tables(self.state, dim, self.precision)
         stale_paths = [s.rel for s, _, _ in changed] + deleted
-        rows = self._build_rows(changed, chunks_table, stale_paths, dim, bar)
+        rows = self._build_rows(changed, chunks_table, dim, bar)
 
         _trace("write")
         for batch in _batches(stale_paths + [s.rel for s, _, _ in touched], 500):
@@ -508,7 +508,7 @@ class _IndexRun:
         self.report.files = state.files
         self.report.chunks = state.chunks
 
-    def _build_rows(self, changed, chunks_table, stale_paths, dim, bar) -> list[dict]:
+    def _build_rows(self, changed, chunks_table, dim, bar) -> list[dict]:
         pending: list[tuple[Chunk, str, str]] = []
         for _source, _digest, chunks in changed:
             for chunk in chunks:
@@ -516,7 +516,7 @@ class _IndexRun:
                 pending.append((chunk, text, content_hash(text)))
         if not pending:
             return []
-        known = self._known_vectors(chunks_table, stale_paths, {h for _, _, h in pending}, dim)
+        known = self._known_vectors(chunks_table, {h for _, _, h in pending}, dim)
         missing: dict[str, str] = {}
         for _chunk, text, digest in pending:
             if digest not in known:
@@ -563,7 +563,7 @@ class _IndexRun:
             )
         return rows
 
-    def _known_vectors(self, chunks_table, stale_paths, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
+    def _known_vectors(self, chunks_table, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
         """Vectors we already have for these hashes: in the index (any path) or in a journal."""
         known: dict[str, np.ndarray] = {}
         if self.state is not None and wanted:
