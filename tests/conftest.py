@@ -19,6 +19,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
+@pytest.fixture(autouse=True)
+def _private_vector_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own machine-wide vector cache, so counts of embedded chunks stay exact."""
+    monkeypatch.setenv("CODESEER_VECTOR_CACHE", str(tmp_path_factory.mktemp("vector-cache") / "vectors.sqlite"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random-weight 2-layer BERT with MiniLM's vocabulary, saved as a sentence-transformers folder."""

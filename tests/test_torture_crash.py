@@ -272,7 +272,7 @@ class Mutator:
 def tiny_embedder(tiny_model_dir):
     from codeseer.models.embedder import Embedder
 
-    return Embedder(str(tiny_model_dir))
+    return Embedder(str(tiny_model_dir), backend="auto")  # what `codeseer index` runs by default
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,7 @@ def committed_files(table_dir: Path, version: int) -> tuple[Path, list[Path]]:
 def tiny_embedder(tiny_model_dir):
     from codeseer.models.embedder import Embedder
 
-    return Embedder(str(tiny_model_dir))
+    return Embedder(str(tiny_model_dir), backend="auto")  # what `codeseer index` runs by default
 
 
 @pytest.fixture
@@ -184,7 +184,9 @@ class DiskFull:
 
 
 def test_disk_full_at_every_write_of_an_index_run(two_commits, cached_model, monkeypatch, capfd):
-    # A dry run counts the writes of one incremental run over a fixed change set.
+    # A dry run counts the writes of one incremental run over a fixed change set. The machine-wide
+    # vector cache is off: it would serve the replays' vectors and skip the journal writes under test.
+    monkeypatch.setenv("CODESEER_VECTOR_CACHE", "off")
     repo = restore(two_commits)
     change_tree(repo, "third")
     target = expected_state(repo)

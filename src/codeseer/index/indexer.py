@@ -46,6 +46,7 @@ from codeseer.index.store import (
     one_line,
     sql_in,
 )
+from codeseer.index.vector_cache import VectorCache, cache_enabled
 from codeseer.index.walker import SourceFile, WalkStats, read_source, walk
 from codeseer.models.embedder import Embedder, resolve_model
 from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_text
@@ -66,6 +67,7 @@ class IndexReport:
     deleted_files: int = 0
     embedded_chunks: int = 0
     reused_chunks: int = 0
+    cached_chunks: int = 0  # of the reused ones: vectors from the machine-wide cache (other indexes)
     skipped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     repaired: list[str] = field(default_factory=list)  # what --repair found and did
@@ -185,8 +187,9 @@ def index_repository(
     precision: str | None = None,
     recipe: str | None = None,
     dim: int | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
     int8: bool = False,
+    bf16: bool = False,
     progress: bool = False,
     embedder_factory: Callable[[str | None], Embedder] | None = None,
     repair: bool = False,
@@ -230,7 +233,7 @@ def index_repository(
             report = IndexReport(root=str(root), index_dir=str(store.directory), model=resolve_model(settings.model).name)
             report.repaired = repaired
             factory = embedder_factory or (
-                lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim, backend=backend, quantize=int8)
+                lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim, backend=backend, quantize=int8, bf16=bf16)
             )
             if hint is not None:
                 _salvage_vectors(store, hint, report.model, repaired)
@@ -521,13 +524,24 @@ class _IndexRun:
         for _chunk, text, digest in pending:
             if digest not in known:
                 missing.setdefault(digest, text)
+        cache = None
+        if missing:
+            cache = self._vector_cache(dim)
+            if cache is not None:  # another index on this machine may have embedded them already
+                hits = cache.get(missing)
+                known.update(hits)
+                for digest in hits:
+                    del missing[digest]
+                self.report.cached_chunks = len(hits)
         self.report.embedded_chunks = len(missing)
         self.report.reused_chunks = len(pending) - sum(
             1 for _, _, h in pending if h in missing
         )
         if missing:
             journal = self.store.journal(self.report.model, dim)
-            hashes = list(missing)
+            # Longest first: each slab then holds texts of similar length (little padding), and the
+            # progress bar's estimate only improves as the run goes.
+            hashes = sorted(missing, key=lambda h: -len(missing[h]))
             advance = bar.task("embedding", len(hashes))
 
             _trace("model")
@@ -539,9 +553,13 @@ class _IndexRun:
                     {"content_hash": batch, "vector": list(vectors)}, schema=journal.schema
                 ))
                 known.update(zip(batch, vectors))
+                if cache is not None:
+                    cache.put(batch, vectors)
                 advance(len(vectors))
 
             self.embedder.encode_documents([missing[h] for h in hashes], on_slab=save)
+        if cache is not None:
+            cache.close()
         self.codec.calibrate(np.stack([known[h] for _, _, h in pending]))
         stored = dict(zip(known, self.codec.encode(np.stack(list(known.values())))))
         rows = []
@@ -562,6 +580,18 @@ class _IndexRun:
                 }
             )
         return rows
+
+    def _vector_cache(self, dim: int) -> VectorCache | None:
+        """The machine-wide cache for this embedder, or None (disabled, or an embedder without a fingerprint)."""
+        if not cache_enabled():
+            return None
+        fingerprint = getattr(self.embedder, "fingerprint", None)
+        if fingerprint is None:
+            return None
+        try:
+            return VectorCache(fingerprint(), dim)
+        except Exception:  # a cache must never stop indexing
+            return None
 
     def _known_vectors(self, chunks_table, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
         """Vectors we already have for these hashes: in the index (any path) or in a journal."""

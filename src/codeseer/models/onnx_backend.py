@@ -60,9 +60,7 @@ def _weights_fingerprint(folder: Path) -> list:
 
 
 def cache_key(folder: Path, *, pooling: str, family: str | None, trust_remote_code: bool) -> str:
-    import onnxruntime
-    import torch
-    import transformers
+    from importlib.metadata import version  # not `import torch`: a cache hit must not pay torch's start-up
 
     payload = {
         "format": EXPORT_FORMAT,
@@ -72,9 +70,9 @@ def cache_key(folder: Path, *, pooling: str, family: str | None, trust_remote_co
         "pooling": pooling,
         "family": family,
         "trust_remote_code": trust_remote_code,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "torch": version("torch"),
+        "transformers": version("transformers"),
+        "onnxruntime": version("onnxruntime"),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -200,7 +198,11 @@ class OnnxEncoder:
             raise CodeseerError("the ONNX backend needs onnx and onnxruntime: pip install onnx onnxruntime") from exc
         self.folder = folder
         self.pooling = pooling
-        self.batch_size = batch_size
+        # Dynamic int8 scales each activation tensor by its own range, so in a batch a text's vector
+        # would depend on its batch-mates (max |diff| 0.03 measured). One text per call keeps vectors a
+        # function of the text alone (crash-resume, Ray shards and caches then agree exactly), is
+        # still 1.4x the fp32 batched speed, and wastes nothing on padding.
+        self.batch_size = 1 if quantize else batch_size
         self.quantized = quantize
         self.tokenizer = load_tokenizer(folder, trust_remote_code)
         self.max_length = self.max_seq_length = pick_max_length(max_seq_length, None, info, self.tokenizer)
