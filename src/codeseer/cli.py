@@ -35,8 +35,9 @@ PYGMENTS_LEXERS = {"csharp": "csharp", "cpp": "cpp", "tsx": "tsx", "markdown": "
 
 @app.command()
 def index(
-    path: Annotated[Path, typer.Argument(help="Repository or folder to index.")] = Path("."),
-    index_dir: Annotated[Optional[Path], typer.Option("--index", help="Where to keep the index (default: PATH/.codeseer).")] = None,
+    paths: Annotated[Optional[list[str]], typer.Argument(metavar="PATH|NAME=PATH", help="Repositories or folders to index (default: .); several share one --index, each a repo named after its folder unless NAME=PATH names it. With --index and no PATH: every repo that index holds.")] = None,
+    index_dir: Annotated[Optional[Path], typer.Option("--index", help="Where to keep the index (default: PATH/.codeseer; required with several PATHs): a folder, or a URI (s3://, gs://, az://, file://) that search servers then read; at a URI nothing locks out a second writer.")] = None,
+    rev: Annotated[Optional[str], typer.Option("--rev", help="Index this git revision (commit, tag, branch) from git objects instead of the working tree; a later --rev updates by git diff.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="sentence-transformers folder or hub id (default: all-MiniLM-L6-v2, bundled).")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the existing index and build it again (e.g. to change model).")] = False,
     repair: Annotated[bool, typer.Option("--repair", help="Read the committed index in full; if it is damaged, fall back to the newest older snapshot that reads, else rebuild (reusing the vectors that still read); then update as usual.")] = False,
@@ -47,11 +48,17 @@ def index(
     int8: Annotated[bool, typer.Option("--int8", help="With --backend onnx: dynamic int8 quantisation (about 2x faster, cosine >= 0.99).")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="With --backend torch: bf16 autocast (about 2.5x faster where the CPU has AVX512-BF16/AMX; cosine 0.9999).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Embed on a Ray cluster, one model per actor: auto (RAY_ADDRESS or the cluster running here), local (start Ray in this process) or HOST:PORT. Every node needs codeseer installed and the model at the same path.")] = None,
+    ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", min=1, help="With --ray: number of actors (default: one per GPU, else one per node using all its CPUs).")] = None,
+    ann: Annotated[str, typer.Option("--ann", help="Vector index for large indexes (IVF_PQ, rescored exactly): auto (from 100k chunks, or CODESEER_ANN_MIN_CHUNKS), on, or off (exact search).")] = "auto",
 ) -> None:
     """Index PATH: chunk source files with tree-sitter, embed new chunks, update the BM25 index.
 
     Re-running is incremental: only changed files are read and only new chunks are embedded.
     Killing it at any moment leaves the previous index searchable.
+
+    Several PATHs make one index of several repos (hits then show REPO/PATH, and path arguments of
+    other commands take that form); indexing some of them again leaves the others as they are.
 
     Examples:
 
@@ -60,10 +67,19 @@ def index(
       codeseer index ~/src/flask --json   # machine-readable summary
 
       codeseer index . --rebuild --model ./my-model   # switch to another local model
-    """
-    from codeseer.index.indexer import index_repository
 
-    report = index_repository(path, index_dir=index_dir, model=model, rebuild=rebuild, precision=precision, recipe=recipe, dim=dim, backend=backend, int8=int8, bf16=bf16, progress=not as_json and err.is_terminal, repair=repair)
+      codeseer index ~/src/api web=~/src/frontend --index ~/idx   # two repos, one index
+
+      codeseer index . --rev v2.1 --json   # the tagged release, not the working tree
+
+      codeseer index . --ray 10.0.0.5:6379 --ray-actors 8   # embed on a Ray cluster
+    """
+    from codeseer.index.indexer import index_repository, split_root_spec
+
+    roots = [split_root_spec(p) for p in paths] if paths else None
+    if ray_actors is not None and ray is None:
+        raise CodeseerError("--ray-actors needs --ray ADDRESS (auto, local or HOST:PORT)")
+    report = index_repository(roots, index_dir=index_dir, rev=rev, model=model, rebuild=rebuild, precision=precision, recipe=recipe, dim=dim, backend=backend, int8=int8, bf16=bf16, progress=not as_json and err.is_terminal, repair=repair, ray_address=ray, ray_actors=ray_actors, ann=ann)
     for line in report.repaired:
         err.print(f"repair: {line}", highlight=False, markup=False, soft_wrap=True)
     if as_json:
@@ -76,15 +92,24 @@ def index(
         f"{report.reused_chunks} reused ({report.cached_chunks} from the machine-wide cache); skipped: {skipped})\n[dim]index: {report.index_dir}  model: {report.model}[/]",
         soft_wrap=True,
     )
+    if report.rev is not None:
+        diff = "no earlier revision to diff against" if report.diff_files is None else f"git diff touched {report.diff_files} files"
+        commits = ", ".join(f"{name} {commit[:12]}" for name, commit in report.commits.items())
+        err.print(f"[dim]rev {escape(report.rev)}: {escape(commits)}; {diff}, {report.blobs_read} files read from git[/]",
+                  soft_wrap=True)
+    if report.ray_nodes:
+        nodes = len(report.ray_nodes)
+        err.print(f"[dim]ray: {sum(report.ray_nodes.values())} chunks embedded on {nodes} node{'s' * (nodes != 1)}[/]")
 
 
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What you are looking for, in words or code.")],
-    index_dir: Annotated[Optional[Path], typer.Option("--index", help="Index folder (default: found in this folder or a parent).")] = None,
+    index_dir: Annotated[Optional[Path], typer.Option("--index", help="Index folder or URI such as s3://bucket/idx (default: found in this folder or a parent).")] = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="Number of results.")] = 10,
     lang: Annotated[Optional[list[str]], typer.Option("--lang", "-l", help="Only these languages (repeatable): py, java, ts, go, ...")] = None,
     path_glob: Annotated[Optional[str], typer.Option("--path", help="Only paths matching this glob, e.g. 'src/**/*.py'.")] = None,
+    repo: Annotated[Optional[list[str]], typer.Option("--repo", "-r", help="Only these repos of an index of several (repeatable).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (dense + BM25), dense or lexical.")] = "hybrid",
     fusion: Annotated[str, typer.Option("--fusion", help="How hybrid mixes the two: convex (normalised scores, default) or rrf.")] = "convex",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Must match the index's model.")] = None,
@@ -92,6 +117,8 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print results as a JSON list.")] = False,
 ) -> None:
     """Search the index: prints `path:start-end symbol score` and a snippet per hit.
+
+    In an index of several repos a hit's path is shown as REPO/PATH (and JSON hits carry `repo`).
 
     Examples:
 
@@ -107,7 +134,7 @@ def search(
     if not query.strip():
         raise CodeseerError("empty query: say what you are looking for")
     store = IndexStore.open_existing(index_dir) if index_dir else IndexStore.find(Path.cwd())
-    hits = Searcher(store, model=model, task=task).search(query, k=k, mode=mode, languages=lang, path_glob=path_glob, fusion=fusion)
+    hits = Searcher(store, model=model, task=task).search(query, k=k, mode=mode, languages=lang, path_glob=path_glob, fusion=fusion, repos=repo)
     if as_json:
         sys.stdout.write(json.dumps([h.to_dict() for h in hits], indent=2) + "\n")
         return
@@ -116,7 +143,7 @@ def search(
         return
     for hit in hits:
         out.print(
-            f"[bold cyan]{hit.path}[/]:[yellow]{hit.start_line}-{hit.end_line}[/] "
+            f"[bold cyan]{hit.shown_path}[/]:[yellow]{hit.start_line}-{hit.end_line}[/] "
             f"[bold]{hit.symbol or hit.kind}[/] [dim]{hit.score:.4f}[/]"
         )
         lines = hit.text.splitlines()

@@ -27,6 +27,9 @@ IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder 
 LangOpt = Annotated[Optional[list[str]], typer.Option("--lang", "-l", help="Only these languages (repeatable): py, java, cs, ...")]
 PathOpt = Annotated[Optional[str], typer.Option("--path", help="Only paths matching this glob, e.g. 'src/**/*.py'.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+RepoOpt = Annotated[Optional[list[str]], typer.Option("--repo", "-r", help="Only these repos of an index of several (repeatable).")]
+LOCATION_HELP = ("PATH:LINE of the code (the chunk containing that line); in an index of several repos "
+                 "REPO/PATH:LINE, or a path inside one of the roots.")
 
 
 def _searcher(index_dir: Path | None):
@@ -35,11 +38,20 @@ def _searcher(index_dir: Path | None):
     return open_searcher(index_dir)
 
 
-def _location(searcher, spec: str) -> tuple[str, int]:
-    from codeseer.apps.common import parse_location, repo_path
+def _location(searcher, spec: str) -> tuple[str | None, str, int]:
+    """(repo, root-relative path, line); repo is None in an index of one repository."""
+    from codeseer.apps.common import locate_path, parse_location
 
     path, line = parse_location(spec)
-    return repo_path(searcher.root, path, cwd=Path.cwd()), line
+    repo, rel = locate_path(searcher, path, cwd=Path.cwd())
+    return repo, rel, line
+
+
+def _shown(item) -> str:
+    """``REPO/PATH`` when the hit (or dict) carries a repo, else ``PATH``."""
+    repo = item.get("repo") if isinstance(item, dict) else getattr(item, "repo", None)
+    path = item["path"] if isinstance(item, dict) else item.path
+    return f"{repo}/{path}" if repo else path
 
 
 def _read_arg(value: str, what: str) -> str:
@@ -68,11 +80,12 @@ def _print_hit(path: str, start: int, end: int, label: str, score: float, text: 
 
 
 def similar_command(
-    location: Annotated[Optional[str], typer.Argument(help="PATH:LINE of the code to match (the chunk containing that line).")] = None,
+    location: Annotated[Optional[str], typer.Argument(help=LOCATION_HELP)] = None,
     code: Annotated[Optional[str], typer.Option("--code", help="A snippet to match instead; `-` reads it from stdin.")] = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="Number of results.")] = 10,
     lang: LangOpt = None,
     path_glob: PathOpt = None,
+    repo: RepoOpt = None,
     index_dir: IndexOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -86,6 +99,8 @@ def similar_command(
 
       codeseer similar web/Cart.java:10 --lang cs     # its C# twin
 
+      codeseer similar api/src/cart.py:42 --repo web  # index of several repos: REPO/PATH:LINE
+
       pbpaste | codeseer similar --code - -k 5 --json
     """
     from codeseer.apps.similar import similar
@@ -94,20 +109,21 @@ def similar_command(
         raise CodeseerError("give PATH:LINE or --code (use `--code -` to read a snippet from stdin), not both")
     searcher = _searcher(index_dir)
     if code is not None:
-        result = similar(searcher, code=_read_arg(code, "--code"), k=k, languages=lang, path_glob=path_glob)
+        result = similar(searcher, code=_read_arg(code, "--code"), k=k, languages=lang, path_glob=path_glob, repos=repo)
     else:
-        path, line = _location(searcher, location)
-        result = similar(searcher, path=path, line=line, k=k, languages=lang, path_glob=path_glob)
+        in_repo, path, line = _location(searcher, location)
+        result = similar(searcher, path=path, line=line, k=k, languages=lang, path_glob=path_glob, repo=in_repo,
+                         repos=repo)
     if as_json:
         _dump(result.to_dict())
         return
     q = result.query
     if "path" in q:
-        err.print(f"[dim]similar to[/] {escape(q['path'])}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
+        err.print(f"[dim]similar to[/] {escape(_shown(q))}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
     if not result.hits:
         err.print("no results")
     for hit in result.hits:
-        _print_hit(hit.path, hit.start_line, hit.end_line, hit.symbol or hit.kind, hit.score, hit.text, hit.language)
+        _print_hit(_shown(hit), hit.start_line, hit.end_line, hit.symbol or hit.kind, hit.score, hit.text, hit.language)
 
 
 # --------------------------------------------------------------------------- dupes
@@ -151,7 +167,7 @@ def dupes_command(
         out.print(f"[bold]{n}.[/] {cluster.size} functions, similarity "
                   f"{cluster.min_similarity:.3f}-{cluster.max_similarity:.3f} (mean {cluster.mean_similarity:.3f})")
         for m in cluster.members:
-            out.print(f"   [cyan]{escape(m.path)}[/]:[yellow]{m.start_line}-{m.end_line}[/] {escape(m.symbol or m.kind)} [dim]{m.similarity:.3f}[/]")
+            out.print(f"   [cyan]{escape(_shown(m))}[/]:[yellow]{m.start_line}-{m.end_line}[/] {escape(m.symbol or m.kind)} [dim]{m.similarity:.3f}[/]")
     if report is not None:
         err.print(f"[dim]report written to {report}[/]")
 
@@ -173,6 +189,7 @@ def locate_command(
     functions: Annotated[int, typer.Option("--functions", min=0, max=50, help="Functions listed per file.")] = 3,
     lang: LangOpt = None,
     path_glob: PathOpt = None,
+    repo: RepoOpt = None,
     index_dir: IndexOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -187,14 +204,14 @@ def locate_command(
     from codeseer.apps.locate import locate
 
     result = locate(_searcher(index_dir), _read_arg(text, "issue text"), k=k, functions_per_file=functions,
-                    languages=lang, path_glob=path_glob)
+                    languages=lang, path_glob=path_glob, repos=repo)
     if as_json:
         _dump(result.to_dict())
         return
     if not result.files:
         err.print("no results")
     for n, f in enumerate(result.files, 1):
-        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(f.path)}[/] [dim]{f.score:.4f} ({f.hits} hits)[/]")
+        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(_shown(f))}[/] [dim]{f.score:.4f} ({f.hits} hits)[/]")
         for fn in f.functions:
             out.print(f"      [yellow]{fn.start_line}-{fn.end_line}[/] {escape(fn.symbol or fn.kind)} [dim]{fn.score:.4f}[/]")
 
@@ -208,6 +225,7 @@ def context_command(
     fmt: Annotated[str, typer.Option("--format", "-f", help="md (default) or json.")] = "md",
     lang: LangOpt = None,
     path_glob: PathOpt = None,
+    repo: RepoOpt = None,
     index_dir: IndexOpt = None,
 ) -> None:
     """Print a token-budgeted context pack of the most relevant code for a task.
@@ -228,7 +246,7 @@ def context_command(
     if budget < 1:
         raise CodeseerError(f"--budget must be at least 1 token, got {budget}")
     pack = context_pack(_searcher(index_dir), _read_arg(task, "task"), budget=budget, languages=lang,
-                        path_glob=path_glob)
+                        path_glob=path_glob, repos=repo)
     sys.stdout.write(pack.render(fmt))
     err.print(f"[dim]{pack.tokens}/{pack.budget} tokens, {len(pack.blocks)} blocks from {pack.used_chunks} chunks[/]")
 
@@ -237,7 +255,7 @@ def context_command(
 
 
 def docs_command(
-    location: Annotated[str, typer.Argument(help="PATH:LINE of the code to explain.")],
+    location: Annotated[str, typer.Argument(help=LOCATION_HELP)],
     k: Annotated[int, typer.Option("-k", "--top", min=1, max=100, help="Number of results.")] = 5,
     index_dir: IndexOpt = None,
     as_json: JsonOpt = False,
@@ -251,21 +269,21 @@ def docs_command(
     from codeseer.apps.docs import docs_for
 
     searcher = _searcher(index_dir)
-    path, line = _location(searcher, location)
-    result = docs_for(searcher, path, line, k=k)
+    in_repo, path, line = _location(searcher, location)
+    result = docs_for(searcher, path, line, k=k, repo=in_repo)
     if as_json:
         _dump(result.to_dict())
         return
     q = result.query
-    err.print(f"[dim]documentation for[/] {escape(q['path'])}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
+    err.print(f"[dim]documentation for[/] {escape(_shown(q))}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
     if not result.hits:
         err.print("no documentation found")
     for hit in result.hits:
         label = f"{hit.kind}: {hit.title}" + (" (own)" if hit.own else "")
         if hit.kind == "section":
-            _print_hit(hit.path, hit.start_line, hit.end_line, label, hit.score, hit.text, hit.language)
+            _print_hit(_shown(hit), hit.start_line, hit.end_line, label, hit.score, hit.text, hit.language)
         else:  # a docstring: its text, not the function's lines
-            _print_hit(hit.path, hit.start_line, hit.end_line, label, hit.score, None, hit.language)
+            _print_hit(_shown(hit), hit.start_line, hit.end_line, label, hit.score, None, hit.language)
             out.print("   " + escape(hit.text), soft_wrap=True)
 
 

@@ -1,5 +1,9 @@
 """Shared plumbing for the retrieval applications: opening an index, resolving ``PATH:LINE``
-inside the indexed root, reading chunk rows and vectors, and encoding queries for a task."""
+inside the indexed root, reading chunk rows and vectors, and encoding queries for a task.
+
+In an index of several repositories a path names its repo first: ``REPO/PATH`` (``REPO/PATH:LINE``),
+the same form hits are shown in; the CLI also takes an absolute path or one relative to the current
+folder that lies inside one of the roots."""
 
 from __future__ import annotations
 
@@ -42,10 +46,12 @@ class ChunkRef:
     kind: str
     text: str
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    repo: str | None = None  # set only in an index of several repositories
 
     @property
     def location(self) -> str:
-        return f"{self.path}:{self.start_line}-{self.end_line}"
+        shown = f"{self.repo}/{self.path}" if self.repo else self.path
+        return f"{shown}:{self.start_line}-{self.end_line}"
 
     @property
     def lines(self) -> int:
@@ -55,7 +61,7 @@ class ChunkRef:
         return {
             "path": self.path, "start_line": self.start_line, "end_line": self.end_line,
             "symbol": self.symbol, "language": self.language, "kind": self.kind, "text": self.text,
-        }
+        } | ({"repo": self.repo} if self.repo else {})
 
     @classmethod
     def from_row(cls, row: dict, searcher=None) -> "ChunkRef":
@@ -65,8 +71,16 @@ class ChunkRef:
         return cls(
             chunk_id=row["chunk_id"], path=row["path"], language=row["language"],
             start_line=int(row["start_line"]), end_line=int(row["end_line"]), symbol=row["symbol"] or "",
-            kind=row["kind"], text=row["text"], vector=vector,
+            kind=row["kind"], text=row["text"], vector=vector, repo=row.get("repo"),
         )
+
+
+def chunk_columns(searcher, columns: list[str] | None = None) -> list[str]:
+    """Columns to read for chunk rows: ``repo`` too when the index holds several repositories."""
+    columns = list(columns or CHUNK_COLUMNS)
+    if getattr(searcher, "multi", False) and getattr(searcher, "has_repo", False) and "repo" not in columns:
+        columns.append("repo")
+    return columns
 
 
 # --------------------------------------------------------------------------- opening
@@ -138,6 +152,44 @@ def repo_path(root: Path, path: str, *, cwd: Path | None = None, strict: bool = 
     if rel in ("", "."):
         raise CodeseerError(f"{raw} is the indexed root itself, not a file")
     return rel
+
+
+def locate_path(searcher, path: str, *, cwd: Path | None = None, strict: bool = False) -> tuple[str | None, str]:
+    """``(repo, root-relative path)`` of a path argument; repo is None in an index of one repository.
+
+    With several repos the path is ``REPO/PATH``; outside ``strict`` (the CLI) an absolute path, or
+    one relative to ``cwd`` that exists, is also matched against every root. Nothing outside a root.
+    """
+    roots = getattr(searcher, "roots", None) or {None: Path(searcher.root)}
+    if len(roots) == 1:
+        return (None, repo_path(next(iter(roots.values())), path, cwd=cwd, strict=strict))
+    raw = (path or "").strip()
+    if not raw:
+        raise CodeseerError("empty path")
+    if "\x00" in raw:
+        raise PathOutsideRoot("path contains a NUL byte")
+    if strict and (raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":")):
+        raise PathOutsideRoot(f"path must be REPO/PATH, relative to a repo of the index, not absolute: {raw}")
+    if not strict:
+        candidate = Path(raw).expanduser()
+        here = candidate if candidate.is_absolute() else (cwd or Path.cwd()) / candidate
+        if candidate.is_absolute() or here.exists():
+            for name, root in sorted(roots.items(), key=lambda item: -len(str(item[1]))):  # nested roots: innermost
+                try:
+                    return name, repo_path(root, str(here), cwd=cwd)
+                except PathOutsideRoot:
+                    continue
+            if candidate.is_absolute():
+                raise PathOutsideRoot(f"path is outside every indexed root: {raw}")
+    name, _, rest = raw.replace("\\", "/").partition("/")
+    if name not in roots:
+        if name == "..":
+            raise PathOutsideRoot(f"path must not contain '..': {raw}")
+        raise CodeseerError(f"this index holds several repos: give the path as REPO/PATH, where REPO is one of "
+                            f"{', '.join(sorted(roots))} (got {raw!r})")
+    if not rest.strip("/"):
+        raise CodeseerError(f"{raw} is the root of repo {name}, not a file")
+    return name, repo_path(roots[name], rest, cwd=roots[name], strict=strict)
 
 
 def check_glob(glob: str | None) -> str | None:
@@ -221,19 +273,29 @@ def where_clause(
     path_glob: str | None = None,
     kinds: tuple[str, ...] | list[str] | None = None,
     exclude_kinds: tuple[str, ...] | list[str] | None = None,
+    repos: list[str] | None = None,
 ) -> str | None | bool:
     """A LanceDB filter; ``False`` when the path glob matches no indexed file."""
+    if repos:
+        return searcher.where(languages, path_glob, kinds=kinds, exclude_kinds=exclude_kinds, repos=repos)
     return searcher.where(languages, path_glob, kinds=kinds, exclude_kinds=exclude_kinds)
 
 
-def chunk_at(searcher, path: str, line: int, *, with_vector: bool = True) -> ChunkRef:
-    """The innermost (smallest) chunk of ``path`` that contains ``line``."""
+def chunk_at(searcher, path: str, line: int, *, with_vector: bool = True, repo: str | None = None) -> ChunkRef:
+    """The innermost (smallest) chunk of ``path`` (in ``repo``, with several) that contains ``line``."""
     from codeseer.index.store import sql_quote
 
-    columns = CHUNK_COLUMNS + (["vector"] if with_vector else [])
-    rows = read_rows(searcher.chunks, columns, f"path = {sql_quote(path)}")
+    columns = chunk_columns(searcher) + (["vector"] if with_vector else [])
+    where = f"path = {sql_quote(path)}"
+    if repo is not None and getattr(searcher, "has_repo", False):
+        where += f" AND repo = {sql_quote(repo)}"
+    rows = read_rows(searcher.chunks, columns, where)
+    shown = f"{repo}/{path}" if repo and getattr(searcher, "multi", False) else path
     if not rows:
-        raise CodeseerError(f"{path} is not in the index (not indexed, ignored, or renamed since the last `codeseer index`)")
+        raise CodeseerError(f"{shown} is not in the index (not indexed, ignored, or renamed since the last `codeseer index`)")
+    if len({r.get("repo") for r in rows}) > 1:
+        raise CodeseerError(f"{path} is in several repos of this index; give it as REPO/PATH")
+    path = shown
     covering = [r for r in rows if int(r["start_line"]) <= line <= int(r["end_line"])]
     if not covering:
         first = min(int(r["start_line"]) for r in rows)
@@ -356,7 +418,7 @@ def vector_search(
 
     Float indexes are searched by LanceDB; int8/binary indexes by an exact scan of the decoded codes.
     """
-    columns = columns or CHUNK_COLUMNS
+    columns = chunk_columns(searcher, columns)
     vector = normalise(np.asarray(vector, dtype=np.float32))
     limit = k + len(exclude_ids)
     if exact_vectors(searcher):
@@ -399,7 +461,7 @@ def row_to_hit(row: dict):
     return Hit(
         path=row["path"], start_line=int(row["start_line"]), end_line=int(row["end_line"]),
         symbol=row["symbol"] or "", language=row["language"], kind=row["kind"],
-        score=round(float(row["score"]), 6), text=row["text"],
+        score=round(float(row["score"]), 6), text=row["text"], repo=row.get("repo"),
     )
 
 
@@ -416,11 +478,14 @@ def index_status(searcher) -> dict:
     state = searcher.state
     return {
         "root": state.root,
+        "repos": state.repo_roots(),
+        **({"revs": state.revs} if state.revs else {}),
         "index_dir": str(searcher.store.directory),
         "model": state.model,
         "dim": state.dim,
         "files": state.files,
         "chunks": state.chunks,
+        "ann": getattr(searcher, "ann", None),  # the vector index dense search uses; None: exact
         "updated_at": state.updated_at,
         "languages": dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
     }

@@ -33,13 +33,18 @@ class ContextBlock:
     score: float
     text: str
     truncated: bool = False
+    repo: str | None = None  # set only in an index of several repositories
 
     @property
     def header(self) -> str:
-        return f"{self.path}:{self.start_line}-{self.end_line}"
+        shown = f"{self.repo}/{self.path}" if self.repo else self.path
+        return f"{shown}:{self.start_line}-{self.end_line}"
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"header": self.header}
+        data = asdict(self) | {"header": self.header}
+        if data["repo"] is None:
+            del data["repo"]
+        return data
 
 
 @dataclass
@@ -115,9 +120,9 @@ def chunk_lines(hit) -> dict[int, str]:
 
 def merge_hits(hits: Sequence) -> list[ContextBlock]:
     """Blocks of the union of the hits' line ranges per file (overlapping and adjacent merged)."""
-    by_path: dict[str, list] = {}
-    for hit in hits:
-        by_path.setdefault(hit.path, []).append(hit)
+    by_path: dict[tuple, list] = {}
+    for hit in hits:  # keyed by (repo, path): the same path in two repos is two files
+        by_path.setdefault((getattr(hit, "repo", None) or "", hit.path), []).append(hit)
     blocks = []
     for path in sorted(by_path):
         group = sorted(by_path[path], key=lambda h: (h.start_line, h.end_line))
@@ -149,7 +154,8 @@ def _block(hits: list) -> ContextBlock:
         if hit.symbol and hit.symbol not in symbols:
             symbols.append(hit.symbol)
     return ContextBlock(path=hits[0].path, language=hits[0].language, start_line=start, end_line=end,
-                        symbols=symbols, score=max(h.score for h in hits), text=text)
+                        symbols=symbols, score=max(h.score for h in hits), text=text,
+                        repo=getattr(hits[0], "repo", None))
 
 
 def build_pack(hits: Sequence, budget: int, count: Callable[[str], int], *, task: str = "") -> ContextPack:
@@ -159,7 +165,7 @@ def build_pack(hits: Sequence, budget: int, count: Callable[[str], int], *, task
     cache: dict[tuple, int] = {}
 
     def block_tokens(block: ContextBlock) -> int:
-        key = (block.path, block.start_line, block.end_line, hashlib.sha1(block.text.encode("utf-8", "surrogatepass")).digest())
+        key = (block.repo, block.path, block.start_line, block.end_line, hashlib.sha1(block.text.encode("utf-8", "surrogatepass")).digest())
         if key not in cache:
             cache[key] = count(render_block(block))
         return cache[key]
@@ -172,7 +178,7 @@ def build_pack(hits: Sequence, budget: int, count: Callable[[str], int], *, task
     unique = []
     seen = set()
     for hit in hits:
-        key = (hit.path, hit.start_line, hit.end_line)
+        key = (getattr(hit, "repo", None), hit.path, hit.start_line, hit.end_line)
         if key not in seen:
             seen.add(key)
             unique.append(hit)
@@ -199,7 +205,7 @@ def _truncated_top(hit, budget: int, count: Callable[[str], int]) -> tuple[list[
 
     def cut(n: int) -> ContextBlock:
         return ContextBlock(block.path, block.language, block.start_line, block.start_line + n - 1, block.symbols,
-                            block.score, "\n".join(lines[:n]), truncated=True)
+                            block.score, "\n".join(lines[:n]), truncated=True, repo=block.repo)
 
     lo, hi = 0, len(lines)  # largest n with a fitting render
     while lo < hi:
@@ -224,6 +230,7 @@ def context_pack(
     path_glob: str | None = None,
     include_docs: bool = True,
     task: str = TASK_SEARCH,
+    repos: list[str] | None = None,
 ) -> ContextPack:
     """A context pack of at most ``budget`` tokens (index model's tokenizer) for ``task_text``."""
     if not task_text or not task_text.strip():
@@ -234,7 +241,9 @@ def context_pack(
         raise CodeseerError(f"budget must be at least 1 token, got {budget}")
     if budget > MAX_BUDGET:
         raise CodeseerError(f"budget must be at most {MAX_BUDGET} tokens, got {budget}")
-    hits = searcher.search(task_text, k=max(1, candidates), mode="hybrid", languages=languages, path_glob=path_glob)
+    more = {"repos": repos} if repos else {}
+    hits = searcher.search(task_text, k=max(1, candidates), mode="hybrid", languages=languages, path_glob=path_glob,
+                           **more)
     if not include_docs:
         hits = [h for h in hits if h.kind != "section"]
     count = token_counter(searcher.embedder.tokenizer)

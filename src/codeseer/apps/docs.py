@@ -14,6 +14,7 @@ from codeseer.apps.common import (
     TASK_DOCS,
     ChunkRef,
     chunk_at,
+    chunk_columns,
     embed_text,
     encode_documents,
     encode_query,
@@ -41,9 +42,13 @@ class DocHit:
     score: float
     text: str
     own: bool = False  # the query code's own docstring (or its class's)
+    repo: str | None = None  # set only in an index of several repositories
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["repo"] is None:
+            del data["repo"]
+        return data
 
 
 @dataclass
@@ -71,16 +76,17 @@ def docs_for(
     include_docstrings: bool = True,
     docstring_pool: int = DOCSTRING_POOL,
     task: str = TASK_DOCS,
+    repo: str | None = None,
 ) -> DocsResult:
-    """Documentation sections (markdown/rst) and docstrings that describe the code at ``path:line``."""
+    """Documentation sections (markdown/rst) and docstrings that describe the code at ``path:line`` (of ``repo``)."""
     if k < 1:
         raise CodeseerError("k must be at least 1")
-    chunk = chunk_at(searcher, path, line, with_vector=True)
+    chunk = chunk_at(searcher, path, line, with_vector=True, repo=repo)
     vector = _query_vector(searcher, chunk, task)
     hits: list[DocHit] = []
     for row in vector_search(searcher, vector, k=k, where=f"kind = '{DOC_KIND}'", exclude_ids={chunk.chunk_id}):
         hits.append(DocHit(row["path"], int(row["start_line"]), int(row["end_line"]), row["symbol"] or "",
-                           "section", row["language"], row["score"], row["text"]))
+                           "section", row["language"], row["score"], row["text"], repo=row.get("repo")))
     if include_docstrings:
         hits += _docstring_hits(searcher, chunk, vector, docstring_pool, task)
     hits.sort(key=lambda h: (-h.score, h.path, h.start_line))
@@ -98,8 +104,9 @@ def _docstring_hits(searcher, chunk: ChunkRef, vector: np.ndarray, pool: int, ta
         rows.insert(0, {**chunk.to_dict(), "chunk_id": chunk.chunk_id})
     if "." in chunk.symbol:  # the class a method belongs to documents it too
         owner = chunk.symbol.rsplit(".", 1)[0]
-        for row in read_rows(searcher.chunks, ["chunk_id", "path", "language", "start_line", "end_line", "symbol", "kind", "text"],
-                             f"path = {sql_quote(chunk.path)} AND symbol = {sql_quote(owner)} AND kind = 'class'"):
+        same_repo = f" AND repo = {sql_quote(chunk.repo)}" if chunk.repo else ""
+        for row in read_rows(searcher.chunks, chunk_columns(searcher),
+                             f"path = {sql_quote(chunk.path)} AND symbol = {sql_quote(owner)} AND kind = 'class'{same_repo}"):
             own_ids.add(row["chunk_id"])
             if all(r["chunk_id"] != row["chunk_id"] for r in rows):
                 rows.append(row)
@@ -114,7 +121,7 @@ def _docstring_hits(searcher, chunk: ChunkRef, vector: np.ndarray, pool: int, ta
     scores = doc_vectors @ np.asarray(vector, dtype=np.float32)
     return [
         DocHit(row["path"], int(row["start_line"]), int(row["end_line"]), row["symbol"] or "", "docstring",
-               row["language"], round(float(score), 6), doc, own=row["chunk_id"] in own_ids)
+               row["language"], round(float(score), 6), doc, own=row["chunk_id"] in own_ids, repo=row.get("repo"))
         for (row, doc), score in zip(found, scores)
     ]
 

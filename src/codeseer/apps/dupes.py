@@ -32,10 +32,18 @@ class DupeMember:
     language: str
     kind: str
     similarity: float  # best similarity to another member of its cluster
+    repo: str | None = None  # set only in an index of several repositories
 
     @property
     def location(self) -> str:
-        return f"{self.path}:{self.start_line}-{self.end_line}"
+        shown = f"{self.repo}/{self.path}" if self.repo else self.path
+        return f"{shown}:{self.start_line}-{self.end_line}"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        if data["repo"] is None:
+            del data["repo"]
+        return data
 
 
 @dataclass
@@ -56,7 +64,7 @@ class DupeCluster:
     def to_dict(self) -> dict:
         return {"size": self.size, "lines": self.lines, "min_similarity": self.min_similarity,
                 "mean_similarity": self.mean_similarity, "max_similarity": self.max_similarity,
-                "members": [asdict(m) for m in self.members]}
+                "members": [m.to_dict() for m in self.members]}
 
 
 @dataclass
@@ -138,7 +146,8 @@ def find_dupes(
     if where is False:
         return DupesResult(threshold, min_lines, 0, 0, time.perf_counter() - started)
     columns = ["path", "language", "start_line", "end_line", "symbol", "kind", "vector"]
-    table = read_arrow(searcher.chunks, columns, where)
+    multi = getattr(searcher, "multi", False) and getattr(searcher, "has_repo", False)
+    table = read_arrow(searcher.chunks, columns + (["repo"] if multi else []), where)
     starts = np.asarray(table.column("start_line").to_numpy(zero_copy_only=False), dtype=np.int64)
     ends = np.asarray(table.column("end_line").to_numpy(zero_copy_only=False), dtype=np.int64)
     keep = np.nonzero(ends - starts + 1 >= min_lines)[0]
@@ -148,11 +157,13 @@ def find_dupes(
     if n < 2:
         return DupesResult(threshold, min_lines, n, 0, time.perf_counter() - started)
     paths = table.column("path").to_pylist()
+    repos = table.column("repo").to_pylist() if multi else [None] * n
     symbols = table.column("symbol").to_pylist()
     vectors = vectors_from_arrow(table.column("vector"), searcher)  # int8/binary codes are decoded
     # (path, symbol) ids: adjacent parts of one split function are not duplicates of each other.
-    path_ids = _codes(paths)
-    symbol_ids = _codes([f"{p}\0{s}" for p, s in zip(paths, symbols)])
+    files = [f"{r}\0{p}" if r else p for r, p in zip(repos, paths)]  # the same path in two repos: two files
+    path_ids = _codes(files)
+    symbol_ids = _codes([f"{p}\0{s}" for p, s in zip(files, symbols)])
 
     uf = UnionFind(n)
     best = np.full(n, -np.inf, dtype=np.float32)
@@ -179,14 +190,14 @@ def find_dupes(
     for members in groups.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda m: (paths[m], int(starts[m])))
+        members.sort(key=lambda m: (repos[m] or "", paths[m], int(starts[m])))
         sub = vectors[members[:MAX_CLUSTER_STATS]]
         sims = sub @ sub.T
         upper = sims[np.triu_indices(len(sub), k=1)]
         clusters.append(DupeCluster(
             members=[
                 DupeMember(path=paths[m], start_line=int(starts[m]), end_line=int(ends[m]), symbol=symbols[m] or "",
-                           language=languages_col[m], kind=kinds[m], similarity=round(float(best[m]), 4))
+                           language=languages_col[m], kind=kinds[m], similarity=round(float(best[m]), 4), repo=repos[m])
                 for m in members
             ],
             min_similarity=round(float(upper.min()), 4),

@@ -34,9 +34,13 @@ class LocatedFile:
     best: float
     hits: int
     functions: list[LocatedFunction] = field(default_factory=list)
+    repo: str | None = None  # set only in an index of several repositories
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["repo"] is None:
+            del data["repo"]
+        return data
 
 
 @dataclass
@@ -66,6 +70,7 @@ def locate(
     path_glob: str | None = None,
     include_docs: bool = False,
     task: str = TASK_SEARCH,
+    repos: list[str] | None = None,
 ) -> LocateResult:
     """The ``k`` files most likely to need a change for issue ``text``, best first."""
     if not text or not text.strip():
@@ -78,14 +83,15 @@ def locate(
         raise CodeseerError("functions per file must not be negative")
     pool = candidates or max(50, 10 * k)
     # Searcher.search encodes with the index model's default task (nl2code = TASK_SEARCH).
-    hits = searcher.search(text, k=pool, mode="hybrid", languages=languages, path_glob=path_glob)
+    more = {"repos": repos} if repos else {}
+    hits = searcher.search(text, k=pool, mode="hybrid", languages=languages, path_glob=path_glob, **more)
     if not include_docs:
         hits = [h for h in hits if h.kind != DOC_KIND]
-    by_file: dict[str, list] = {}
-    for hit in hits:
-        by_file.setdefault(hit.path, []).append(hit)
+    by_file: dict[tuple, list] = {}
+    for hit in hits:  # a file is (repo, path): the same path in two repos is two files
+        by_file.setdefault((getattr(hit, "repo", None), hit.path), []).append(hit)
     files = []
-    for path, file_hits in by_file.items():
+    for (repo, path), file_hits in by_file.items():
         file_hits.sort(key=lambda h: (-h.score, h.start_line))
         scores = [h.score for h in file_hits]
         functions = []
@@ -100,6 +106,6 @@ def locate(
             if len(functions) >= functions_per_file:
                 break
         files.append(LocatedFile(path=path, language=file_hits[0].language, score=round(file_score(scores), 6),
-                                 best=scores[0], hits=len(file_hits), functions=functions))
-    files.sort(key=lambda f: (-f.score, f.path))
+                                 best=scores[0], hits=len(file_hits), functions=functions, repo=repo))
+    files.sort(key=lambda f: (-f.score, f.repo or "", f.path))
     return LocateResult(query=text, task=task, files=files[:k])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from codeseer.apps.common import carry_models, check_glob, index_status, open_store, parse_location, repo_path
+from codeseer.apps.common import carry_models, check_glob, index_status, locate_path, open_store, parse_location
 from codeseer.errors import CodeseerError
 
 MAX_K = 100
@@ -51,6 +51,18 @@ def _languages(languages) -> list[str] | None:
     return languages or None
 
 
+def _repos(repos) -> list[str] | None:
+    """The repo filter of a request (names are checked against the index by the searcher)."""
+    if repos is None:
+        return None
+    if isinstance(repos, str):
+        repos = [repos]
+    repos = [str(r) for r in repos if r and str(r).strip()]
+    if len(repos) > MAX_LANGUAGES:
+        raise BadRequest(f"at most {MAX_LANGUAGES} repos")
+    return repos or None
+
+
 class Service:
     """Thread-safe: one operation at a time (the model and CPU are shared anyway)."""
 
@@ -92,8 +104,9 @@ class Service:
     def root(self) -> Path:
         return Path(self.searcher().state.root)
 
-    def _path(self, path: str) -> str:
-        return repo_path(self.root, path, strict=True)
+    def _path(self, path: str) -> tuple[str | None, str]:
+        """(repo, root-relative path): ``REPO/PATH`` in an index of several repos; never outside a root."""
+        return locate_path(self.searcher(), path, strict=True)
 
     # -- operations -------------------------------------------------------------------------
     def status(self) -> dict:
@@ -101,16 +114,18 @@ class Service:
             return index_status(self.searcher()) | {"limits": {"k": MAX_K, "query_bytes": MAX_QUERY_BYTES,
                                                                "code_bytes": MAX_CODE_BYTES, "budget": MAX_BUDGET}}
 
-    def search(self, query: str, *, k: int = 10, mode: str = "hybrid", languages=None, path: str | None = None) -> dict:
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid", languages=None, path: str | None = None,
+               repos=None) -> dict:
         query = _limit_text("query", query, MAX_QUERY_BYTES)
         k = _limit_k(k)
         glob = check_glob(path)
         with self._lock:
-            hits = self.searcher().search(query, k=k, mode=mode, languages=_languages(languages), path_glob=glob)
+            hits = self.searcher().search(query, k=k, mode=mode, languages=_languages(languages), path_glob=glob,
+                                          repos=_repos(repos))
         return {"query": query, "mode": mode, "hits": [h.to_dict() for h in hits]}
 
     def similar(self, *, location: str | None = None, path: str | None = None, line: int | None = None,
-                code: str | None = None, k: int = 10, languages=None, path_glob: str | None = None) -> dict:
+                code: str | None = None, k: int = 10, languages=None, path_glob: str | None = None, repos=None) -> dict:
         from codeseer.apps.similar import similar
 
         k = _limit_k(k)
@@ -129,13 +144,15 @@ class Service:
                 raise BadRequest("line is required with path")
             if not isinstance(line, int) or isinstance(line, bool) or line < 1:
                 raise BadRequest(f"line must be a positive integer, got {line!r}")
-            path = self._path(path)
         with self._lock:
+            repo = None
+            if path is not None:
+                repo, path = self._path(path)
             return similar(self.searcher(), path=path, line=line, code=code, k=k, languages=_languages(languages),
-                           path_glob=glob).to_dict()
+                           path_glob=glob, repo=repo, repos=_repos(repos)).to_dict()
 
     def locate(self, text: str, *, k: int = 10, functions_per_file: int = 3, languages=None,
-               path: str | None = None) -> dict:
+               path: str | None = None, repos=None) -> dict:
         from codeseer.apps.locate import locate
 
         text = _limit_text("text", text, MAX_QUERY_BYTES)
@@ -145,9 +162,9 @@ class Service:
         glob = check_glob(path)
         with self._lock:
             return locate(self.searcher(), text, k=k, functions_per_file=functions_per_file,
-                          languages=_languages(languages), path_glob=glob).to_dict()
+                          languages=_languages(languages), path_glob=glob, repos=_repos(repos)).to_dict()
 
-    def context(self, task: str, *, budget: int = 2000, languages=None, path: str | None = None) -> dict:
+    def context(self, task: str, *, budget: int = 2000, languages=None, path: str | None = None, repos=None) -> dict:
         from codeseer.apps.context import context_pack
 
         task = _limit_text("task", task, MAX_QUERY_BYTES)
@@ -155,7 +172,8 @@ class Service:
             raise BadRequest(f"budget must be an integer from 1 to {MAX_BUDGET}, got {budget!r}")
         glob = check_glob(path)
         with self._lock:
-            pack = context_pack(self.searcher(), task, budget=budget, languages=_languages(languages), path_glob=glob)
+            pack = context_pack(self.searcher(), task, budget=budget, languages=_languages(languages), path_glob=glob,
+                                repos=_repos(repos))
         return pack.to_dict() | {"markdown": pack.render("md")}
 
     def docs(self, *, location: str | None = None, path: str | None = None, line: int | None = None, k: int = 5) -> dict:
@@ -168,6 +186,6 @@ class Service:
             raise BadRequest("give location (PATH:LINE) or path + line")
         if not isinstance(line, int) or isinstance(line, bool) or line < 1:
             raise BadRequest(f"line must be a positive integer, got {line!r}")
-        path = self._path(path)
         with self._lock:
-            return docs_for(self.searcher(), path, line, k=k).to_dict()
+            repo, path = self._path(path)
+            return docs_for(self.searcher(), path, line, k=k, repo=repo).to_dict()

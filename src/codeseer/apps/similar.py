@@ -43,10 +43,13 @@ def similar(
     path_glob: str | None = None,
     include_docs: bool = False,
     task: str = TASK_SIMILAR,
+    repo: str | None = None,
+    repos: list[str] | None = None,
 ) -> SimilarResult:
     """Chunks most similar to the chunk at ``path:line`` (itself excluded) or to ``code``.
 
-    ``path`` must already be root-relative (see :func:`codeseer.apps.common.repo_path`).
+    ``path`` must already be root-relative (see :func:`codeseer.apps.common.repo_path`), in ``repo``
+    when the index holds several (:func:`codeseer.apps.common.locate_path`); ``repos`` filters hits.
     Documentation sections are left out unless ``include_docs``.
     """
     if k < 1:
@@ -54,7 +57,7 @@ def similar(
     if (code is None) == (path is None):
         raise CodeseerError("give either PATH:LINE or a code snippet, not both or neither")
     where = where_clause(searcher, languages=languages, path_glob=path_glob,
-                         exclude_kinds=None if include_docs else (DOC_KIND,))
+                         exclude_kinds=None if include_docs else (DOC_KIND,), repos=repos)
     exclude: set[str] = set()
     if code is not None:
         if not code.strip():
@@ -66,7 +69,7 @@ def similar(
     else:
         if line is None:
             raise CodeseerError("a line number is needed with a path (PATH:LINE)")
-        chunk: ChunkRef = chunk_at(searcher, path, line, with_vector=True)
+        chunk: ChunkRef = chunk_at(searcher, path, line, with_vector=True, repo=repo)
         if chunk.vector is not None and stored_vectors_serve_as_queries(searcher, task):
             vector = chunk.vector
         else:
@@ -78,5 +81,6 @@ def similar(
     rows = vector_search(searcher, vector, k=k + 4, where=where or None, exclude_ids=exclude)
     if path is not None:  # the same lines under another id (a duplicate slice): still the query itself
         rows = [r for r in rows if not (r["path"] == query["path"] and int(r["start_line"]) == query["start_line"]
-                                        and int(r["end_line"]) == query["end_line"])]
+                                        and int(r["end_line"]) == query["end_line"]
+                                        and r.get("repo") == query.get("repo"))]
     return SimilarResult(query=query, task=task, hits=[row_to_hit(r) for r in rows[:k]])

@@ -12,11 +12,12 @@ committed snapshot by reading it fully, falls back to the newest older snapshot 
 or else rebuilds, reusing the vectors still readable in the journal and the old table versions.
 
 ``CODESEER_TRACE=1`` prints ``phase:<name>`` lines to stderr as a run goes (lock, walk, chunk,
-model, embed <slab>, write, fts, commit, cleanup, done), for tests that kill runs at chosen moments.
+model, embed <slab>, write, fts, ann, commit, cleanup, done), for tests that kill runs at chosen moments.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -33,6 +34,9 @@ import pyarrow as pa
 
 from codeseer.errors import CodeseerError
 from codeseer.index.chunker import Chunk, chunk_source
+from codeseer.index.ann import check_mode, ensure_ann
+from codeseer.index.ann import plan as ann_plan
+from codeseer.index.ann import status as ann_status
 from codeseer.index.quantize import PRECISIONS, Codec
 from codeseer.index.store import (
     CHUNKS,
@@ -43,11 +47,14 @@ from codeseer.index.store import (
     chunk_schema,
     column_values,
     damaged,
+    default_repo_name,
     one_line,
     sql_in,
+    sql_quote,
 )
+from codeseer.index.uri import index_location
 from codeseer.index.vector_cache import VectorCache, cache_enabled
-from codeseer.index.walker import SourceFile, WalkStats, read_source, walk
+from codeseer.index.walker import IGNORE_FILES, SourceFile, WalkStats, read_source, walk
 from codeseer.models.embedder import Embedder, resolve_model
 from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_text
 
@@ -69,8 +76,15 @@ class IndexReport:
     reused_chunks: int = 0
     cached_chunks: int = 0  # of the reused ones: vectors from the machine-wide cache (other indexes)
     skipped: dict[str, int] = field(default_factory=dict)
+    roots: dict[str, str] = field(default_factory=dict)  # the repos this run indexed: name -> root
+    rev: str | None = None  # --rev as given
+    commits: dict[str, str] = field(default_factory=dict)  # --rev: repo name -> commit id indexed
+    diff_files: int | None = None  # --rev update: paths the git diff touched (None: nothing to diff against)
+    blobs_read: int = 0  # --rev: source files read from git objects
     seconds: float = 0.0
     repaired: list[str] = field(default_factory=list)  # what --repair found and did
+    ray_nodes: dict[str, int] = field(default_factory=dict)  # --ray: chunks embedded per Ray node id
+    ann: str | None = None  # the ANN index dense search uses (e.g. IVF_PQ); None: exact search
 
 
 def _trace(phase: str) -> None:
@@ -145,8 +159,14 @@ def content_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def chunk_id(chunk: Chunk, digest: str) -> str:
-    return hashlib.sha1(f"{chunk.path}\0{chunk.start_line}\0{chunk.end_line}\0{digest}".encode()).hexdigest()
+def chunk_id(chunk: Chunk, digest: str, repo: str = "") -> str:
+    return _chunk_id(chunk.path, chunk.start_line, chunk.end_line, digest, repo)
+
+
+def _chunk_id(path: str, start: int, end: int, digest: str, repo: str) -> str:
+    """The repo is part of the id: the same file in two repositories of one index are two chunks."""
+    key = f"{path}\0{start}\0{end}\0{digest}"
+    return hashlib.sha1((f"{repo}\0{key}" if repo else key).encode()).hexdigest()
 
 
 class _Progress:
@@ -179,9 +199,10 @@ class _Progress:
 
 
 def index_repository(
-    root: Path,
+    root: Path | str | list | None,
     *,
     index_dir: Path | None = None,
+    rev: str | None = None,
     model: str | None = None,
     rebuild: bool = False,
     precision: str | None = None,
@@ -193,18 +214,33 @@ def index_repository(
     progress: bool = False,
     embedder_factory: Callable[[str | None], Embedder] | None = None,
     repair: bool = False,
+    ray_address: str | None = None,
+    ray_actors: int | None = None,
+    ann: str = "auto",
 ) -> IndexReport:
-    """Index ``root`` incrementally; ``repair=True`` first checks (and if need be restores) the index."""
+    """Index ``root`` incrementally; ``repair=True`` first checks (and if need be restores) the index.
+
+    ``root`` may be several roots (paths or ``(name, path)`` pairs) sharing one index (``index_dir``
+    required), each a repo named after its folder unless named; the index's other repos are left as
+    they are. ``None`` updates every repo the index at ``index_dir`` holds. ``rev`` indexes each root
+    at that git revision from git objects (:mod:`codeseer.index.gitsource`), not its working tree.
+
+    ``ray_address`` (auto, local or HOST:PORT) embeds on Ray actors (:mod:`codeseer.index.distributed`).
+    ``ann`` (auto, on, off): the vector index for large indexes (:mod:`codeseer.index.ann`).
+    """
     started = time.perf_counter()
+    check_mode(ann)
     if repair and rebuild:
         raise CodeseerError("--repair and --rebuild do not go together: --rebuild alone starts from scratch")
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise CodeseerError(f"path does not exist: {root}")
-    if not root.is_dir():
-        raise CodeseerError(f"not a directory: {root}")
-    root = root.resolve()
-    store = IndexStore(Path(index_dir).expanduser().resolve() if index_dir else root / ".codeseer")
+    specs = _root_specs(root if root is not None or index_dir is not None else Path("."))
+    if len(specs) > 1 and index_dir is None:
+        raise CodeseerError("several roots share one index: say where to keep it with --index DIR")
+    if rev is not None:  # a bad revision fails before anything is locked or loaded
+        from codeseer.index.gitsource import resolve_commit
+
+        for _name, path in specs:
+            resolve_commit(path, rev)
+    store = IndexStore(index_location(index_dir) if index_dir else specs[0][1] / ".codeseer")  # a folder or a URI
     try:
         with store.write_lock():
             _trace("lock")
@@ -220,26 +256,42 @@ def index_repository(
                     )
             else:
                 state = store.read_state() if not rebuild else None
+            previous = state or hint
+            if rebuild and not specs:  # rebuilding every repo of the index: which ones, it says
+                try:
+                    previous = store.read_state()
+                except CodeseerError:
+                    previous = None
+            repos = _resolve_repos(specs, previous, store)
             if rebuild:
                 store.drop_all()
-            for known in (state, hint):
-                if known is not None and Path(known.root) != root:
-                    raise CodeseerError(f"index {store.directory} belongs to {known.root}, not {root}")
             if hint is not None:
                 settings = _settings(None, model=model or hint.model, precision=precision or hint.precision,
                                      recipe=recipe or hint.recipe, dim=dim or hint.dim)
             else:
                 settings = _settings(state, model=model, precision=precision, recipe=recipe, dim=dim)
-            report = IndexReport(root=str(root), index_dir=str(store.directory), model=resolve_model(settings.model).name)
+            report = IndexReport(root=str(repos[0][1]), index_dir=str(store.directory), model=resolve_model(settings.model).name)
+            report.roots = {name: str(path) for name, path in repos}
+            report.rev = rev
             report.repaired = repaired
             factory = embedder_factory or (
                 lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim, backend=backend, quantize=int8, bf16=bf16)
             )
             if hint is not None:
                 _salvage_vectors(store, hint, report.model, repaired)
-            run = _IndexRun(store, state, root, settings, report, factory)
-            with _Progress(progress) as bar:
-                run.execute(bar)
+            if ray_address is not None:
+                from codeseer.index.distributed import ray_embedder_factory
+
+                factory = ray_embedder_factory(ray_address, ray_actors, recipe=settings.recipe, dim=settings.dim,
+                                               backend=backend, quantize=int8, bf16=bf16)
+            run = _IndexRun(store, state, repos, settings, report, factory, rev=rev)
+            run.ann = ann
+            try:
+                with _Progress(progress) as bar:
+                    run.execute(bar)
+            finally:  # an embedder holding resources (Ray actors) releases them
+                if hasattr(run._embedder, "close"):
+                    report.ray_nodes = run._embedder.close()
     except CodeseerError:
         raise
     except Exception as exc:  # a full disk, a damaged table: one line, not a traceback
@@ -252,6 +304,66 @@ def index_repository(
 
 
 _NO_INDEX_YET = "no index here yet: building a new one"
+_BAD_NAME_CHARS = ("/", "\\", ":", "\0", "\n")
+
+
+def split_root_spec(spec: str) -> tuple[str | None, str]:
+    """``NAME=PATH`` -> ``(NAME, PATH)``; a plain path (even one with ``=`` in it, if it exists) -> ``(None, PATH)``."""
+    name, sep, path = spec.partition("=")
+    if sep and name and path and not Path(spec).expanduser().exists():
+        return name, path
+    return None, spec
+
+
+def _root_specs(root) -> list[tuple[str | None, Path]]:
+    """The roots asked for, as ``(name or None, resolved directory)``, each checked to exist."""
+    if root is None:
+        return []
+    items = list(root) if isinstance(root, (list, tuple)) else [root]  # items: paths or (name, path)
+    specs = []
+    for item in items:
+        name, path = item if isinstance(item, tuple) else (None, item)
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise CodeseerError(f"path does not exist: {path}")
+        if not path.is_dir():
+            raise CodeseerError(f"not a directory: {path}")
+        specs.append((name, path.resolve()))
+    if not specs:
+        raise CodeseerError("no folder to index")
+    return specs
+
+
+def _resolve_repos(specs, known: IndexState | None, store: IndexStore) -> list[tuple[str, Path]]:
+    """(name, root) of each repo to index: names default to the folder's (or the name the index
+    already gives that folder), must be unique, and may not point a known repo at another folder."""
+    existing = known.repo_roots() if known is not None else {}
+    if not specs:
+        if not existing:
+            raise CodeseerError(f"no index at {store.directory} yet: say which folder(s) to index")
+        specs = []
+        for name, path in existing.items():
+            if not Path(path).is_dir():
+                raise CodeseerError(f"repo {name!r} of index {store.directory} is gone: {path} is not a directory")
+            specs.append((name, Path(path)))
+    by_path = {Path(path): name for name, path in existing.items()}
+    chosen: dict[str, Path] = {}
+    for name, path in specs:
+        if name is None:
+            name = by_path.get(path) or default_repo_name(path)
+        if name in (".", "..") or any(c in name for c in _BAD_NAME_CHARS) or not name.strip():
+            raise CodeseerError(f"invalid repo name {name!r}: it is the first part of paths (REPO/PATH), "
+                                "so no '/', '\\', ':' and not '.' or '..'")
+        if name in chosen:
+            raise CodeseerError(f"two roots are named {name!r} ({chosen[name]} and {path}); "
+                                "repo names must be unique: name one with NAME=PATH")
+        if name in existing and Path(existing[name]) != path:
+            raise CodeseerError(f"index {store.directory} has repo {name!r} at {existing[name]}, not {path}; "
+                                f"give this one another name with NAME=PATH")
+        if by_path.get(path, name) != name:
+            raise CodeseerError(f"{path} is already in index {store.directory} as repo {by_path[path]!r}")
+        chosen[name] = path
+    return list(chosen.items())
 
 
 def _repair_base(store: IndexStore, repaired: list[str]) -> tuple[IndexState | None, IndexState | None]:
@@ -388,10 +500,16 @@ def _settings(state: IndexState | None, *, model, precision, recipe, dim) -> Ind
 
 
 class _IndexRun:
-    def __init__(self, store, state, root, settings: IndexSettings, report, embedder_factory) -> None:
+    ann = "auto"  # --ann: auto, on or off
+
+    def __init__(self, store, state, repos, settings: IndexSettings, report, embedder_factory, *, rev=None) -> None:
         self.store = store
         self.state: IndexState | None = state
-        self.root = root
+        self.repos: list[tuple[str, Path]] = repos  # (name, root) of the repos this run indexes
+        self.root = repos[0][1]
+        self.rev = rev
+        self.commits: dict[str, str] = {}
+        self._tables_have_repo = state is None
         self.model = settings.model
         self.recipe = settings.recipe
         self.precision = settings.precision
@@ -405,18 +523,59 @@ class _IndexRun:
             self._embedder = self.embedder_factory(self.model)
         return self._embedder
 
-    def _old_files(self, files_table) -> dict[str, dict]:
+    @property
+    def _legacy_repo(self) -> str:
+        """The repo of rows written before the ``repo`` column existed (such an index holds one)."""
+        return next(iter(self.state.repo_roots())) if self.state is not None else ""
+
+    def _old_files(self, files_table) -> dict[tuple[str, str], dict]:
+        """Committed file rows by their key, (repo, path)."""
         if self.state is None:
             return {}
         table = files_table.to_arrow()
-        return {row["path"]: row for row in table.to_pylist()}
+        self._tables_have_repo = "repo" in table.column_names
+        legacy = self._legacy_repo
+        return {(row.get("repo") or legacy, row["path"]): row for row in table.to_pylist()}
+
+    def _listing(self, name: str, root: Path, stats: WalkStats):
+        if self.rev is None:
+            return _DiskListing(name, root, stats)
+        from codeseer.index.gitsource import GitTree
+
+        tree = GitTree(root, self.rev, name)
+        self.commits[name] = tree.commit
+        old_commit = (self.state.revs or {}).get(name) if self.state is not None else None
+        return _GitListing(tree, old_commit, stats)
+
+    def _sourced(self, state: IndexState) -> IndexState:
+        """``state`` recording where its sources came from: every repo's root, git commits, the legacy ``root``."""
+        roots = self.state.repo_roots() if self.state is not None else {}
+        revs = dict(self.state.revs or {}) if self.state is not None else {}
+        for name, root in self.repos:
+            roots[name] = str(root)
+            if name in self.commits:
+                revs[name] = self.commits[name]
+            else:
+                revs.pop(name, None)
+        single = len(roots) == 1
+        return dataclasses.replace(
+            state,
+            root=next(iter(roots.values())) if single else os.path.commonpath(list(roots.values())),
+            roots=dict(sorted(roots.items())),
+            revs=dict(sorted(revs.items())) or None,
+            rev=next(iter(revs.values())) if single and revs else None,
+        )
 
     def execute(self, bar: _Progress) -> None:
         _trace("walk")
         stats = WalkStats()
-        sources = list(walk(self.root, stats))
+        listings = {name: self._listing(name, root, stats) for name, root in self.repos}
+        sources = [s for listing in listings.values() for s in listing.sources]
         if self.state is None and not sources:
-            raise CodeseerError(f"no source files found under {self.root} (nothing to index)")
+            for listing in listings.values():
+                listing.close()
+            where = " or ".join(str(root) for _, root in self.repos) + (f" at {self.rev}" if self.rev else "")
+            raise CodeseerError(f"no source files found under {where} (nothing to index)")
         if self.state is None:
             _trace("model")
         dim = self.embedder.dim if self.state is None else self.state.dim
@@ -424,50 +583,66 @@ class _IndexRun:
         # Read the committed snapshot: an unchanged tree is then checked without writing anything.
         old_files = self._old_files(self.store.snapshot(self.state)[1]) if self.state is not None else {}
         _trace("chunk")
-        seen = {f.rel for f in sources}
-        deleted = sorted(set(old_files) - seen)
-        candidates = [
-            f for f in sources
-            if f.rel not in old_files
-            or (old_files[f.rel]["mtime_ns"], old_files[f.rel]["size"]) != (f.mtime_ns, f.size)
-        ]
+        indexed = set(listings)  # the index's other repos are left exactly as they are
+        seen = {(f.repo, f.rel) for f in sources}
+        deleted = sorted(key for key in old_files if key[0] in indexed and key not in seen)
+        candidates = [f for listing in listings.values() for f in listing.candidates(old_files)]
 
         changed: list[tuple[SourceFile, str, list[Chunk]]] = []
         touched: list[tuple[SourceFile, str, int]] = []
-        unreadable: set[str] = set()
+        unreadable: set[tuple[str, str]] = set()
         advance = bar.task("chunking", len(candidates))
-        for source in candidates:
-            text = read_source(source, stats)
-            advance(1)
-            if text is None:
-                unreadable.add(source.rel)
-                continue
-            digest = content_hash(text)
-            old = old_files.get(source.rel)
-            if old is not None and old["file_hash"] == digest:
-                touched.append((source, digest, old["chunks"]))
-                continue
-            changed.append((source, digest, chunk_source(source.rel, text, source.language)))
+        try:
+            for source in candidates:
+                text = listings[source.repo].read(source, stats)
+                advance(1)
+                if text is None:
+                    unreadable.add((source.repo, source.rel))
+                    continue
+                digest = content_hash(text)
+                old = old_files.get((source.repo, source.rel))
+                if old is not None and old["file_hash"] == digest:
+                    touched.append((source, digest, old["chunks"]))
+                    continue
+                changed.append((source, digest, chunk_source(source.rel, text, source.language)))
+        finally:
+            for listing in listings.values():
+                listing.close()
         # A file that became unreadable (binary, not UTF-8) leaves the index like a deleted one.
         deleted += sorted(p for p in unreadable if p in old_files)
+        if self.rev is not None:
+            diffs = [listing.changed for listing in listings.values()]
+            self.report.commits = dict(self.commits)
+            self.report.diff_files = None if any(d is None for d in diffs) else sum(len(d) for d in diffs)
+            self.report.blobs_read = sum(listing.tree.blobs_read for listing in listings.values())
 
         self.report.skipped = dict(stats.skipped)
         self.report.changed_files = len(changed)
         self.report.deleted_files = len(deleted)
-        if self.state is not None and not (changed or touched or deleted):
-            self._finish_counts(self.state)
-            _trace("done")
-            return
+        if self.state is not None and not (changed or touched or deleted) and not self._ann_pending():
+            state = self._sourced(self.state)
+            same = all(getattr(state, k) == getattr(self.state, k) for k in ("root", "roots", "revs", "rev"))
+            # (Several repos in tables without a repo column take the write path below, which adds it.)
+            if same or self._tables_have_repo or len(state.roots) == 1:
+                if not same:  # no file changed, but the revision (or a root) did: record it
+                    _trace("commit")
+                    self.store.write_state(dataclasses.replace(state, updated_at=IndexState.now()))
+                self._finish_counts(self.state)
+                _trace("done")
+                return
 
         chunks_table, files_table = self.store.writable_tables(self.state, dim, self.precision)
-        stale_paths = [s.rel for s, _, _ in changed] + deleted
+        if self.state is not None:  # an index from before the repo column gets one (its only repo)
+            self.store.ensure_repo_column((chunks_table, files_table), self._legacy_repo)
+        stale_paths = [(s.repo, s.rel) for s, _, _ in changed] + deleted
         rows = self._build_rows(changed, chunks_table, dim, bar)
+        _stamp_repos(rows, changed)
 
         _trace("write")
-        for batch in _batches(stale_paths + [s.rel for s, _, _ in touched], 500):
-            files_table.delete(sql_in("path", batch))
-        for batch in _batches(stale_paths, 500):
-            chunks_table.delete(sql_in("path", batch))
+        for clause in _key_filters(stale_paths + [(s.repo, s.rel) for s, _, _ in touched]):
+            files_table.delete(clause)
+        for clause in _key_filters(stale_paths):
+            chunks_table.delete(clause)
         if rows:
             chunks_table.add(pa.Table.from_pylist(rows, schema=chunk_schema(dim, self.precision)))
         file_rows = [
@@ -491,6 +666,7 @@ class _IndexRun:
             recipe=self.recipe,
             calibration=self.codec.calibration,
         )
+        state = self._sourced(state)
         _trace("commit")
         self.store.write_state(state)
         _trace("cleanup")
@@ -614,16 +790,25 @@ class _IndexRun:
         return known
 
     def _prepare_for_commit(self, chunks_table, files_table) -> None:
-        """Compact and bring the BM25 index up to date, deleting nothing the committed state uses."""
+        """Compact and bring the BM25 and ANN indexes up to date, deleting nothing the committed state uses."""
         for table in (chunks_table, files_table):
             table.optimize(cleanup_older_than=NEVER)
         has_fts = any(FTS_COLUMN in idx.columns for idx in chunks_table.list_indices())
         if not has_fts and chunks_table.count_rows():
             chunks_table.create_index(FTS_COLUMN, config=fts_config(), replace=True)
+        _trace("ann")
+        self.report.ann = ensure_ann(chunks_table, self.precision, self.ann).index_type
+
+    def _ann_pending(self) -> bool:
+        """Whether --ann wants the vector index built, retrained or dropped: an unchanged tree then still writes."""
+        chunks = self.store.snapshot(self.state)[0]
+        self.report.ann = ann_status(chunks).index_type
+        return ann_plan(chunks, self.precision, self.ann) in ("build", "rebuild", "drop")
 
 
 def _file_row(source: SourceFile, digest: str, n_chunks: int) -> dict:
     return {
+        "repo": source.repo,
         "path": source.rel,
         "language": source.language,
         "size": source.size,
@@ -631,6 +816,82 @@ def _file_row(source: SourceFile, digest: str, n_chunks: int) -> dict:
         "file_hash": digest,
         "chunks": n_chunks,
     }
+
+
+def _stamp_repos(rows: list[dict], changed) -> None:
+    """Give each new chunk row its repo, and an id that includes it.
+
+    Rows are matched to their files by content, not by position: rows that differ only in their repo
+    are interchangeable, so this holds however the rows were built (and keeps row building repo-free).
+    """
+    owners: dict[tuple, list[str]] = {}
+    for source, _digest, chunks in changed:
+        for c in chunks:
+            owners.setdefault((c.path, c.start_line, c.end_line, c.symbol, c.kind, c.text), []).append(source.repo)
+    for row in rows:
+        repo = owners[(row["path"], row["start_line"], row["end_line"], row["symbol"], row["kind"], row["text"])].pop()
+        row["repo"] = repo
+        row["chunk_id"] = _chunk_id(row["path"], row["start_line"], row["end_line"], row["content_hash"], repo)
+
+
+def _key_filters(keys: list[tuple[str, str]], size: int = 500):
+    """Filters selecting the rows of these (repo, path) file keys, a few hundred paths at a time."""
+    by_repo: dict[str, list[str]] = {}
+    for repo, path in keys:
+        by_repo.setdefault(repo, []).append(path)
+    for repo, paths in sorted(by_repo.items()):
+        for batch in _batches(paths, size):
+            yield f"repo = {sql_quote(repo)} AND {sql_in('path', batch)}"
+
+
+class _DiskListing:
+    """A repo's files as they are on disk (the walker); a file is read again when its mtime or size moved."""
+
+    changed = None
+
+    def __init__(self, name: str, root: Path, stats: WalkStats) -> None:
+        self.sources = [dataclasses.replace(s, repo=name) for s in walk(root, stats)]
+
+    def candidates(self, old_files: dict) -> list[SourceFile]:
+        out = []
+        for f in self.sources:
+            old = old_files.get((f.repo, f.rel))
+            if old is None or (old["mtime_ns"], old["size"]) != (f.mtime_ns, f.size):
+                out.append(f)
+        return out
+
+    def read(self, source: SourceFile, stats: WalkStats) -> str | None:
+        return read_source(source, stats)
+
+    def close(self) -> None:
+        pass
+
+
+class _GitListing:
+    """A repo at a git commit; after an earlier commit was indexed, only what ``git diff`` names is read."""
+
+    def __init__(self, tree, old_commit: str | None, stats: WalkStats) -> None:
+        self.tree = tree
+        self.old_commit = old_commit
+        self.sources = tree.list_sources(stats)
+        self.changed = tree.changed_paths(old_commit)
+
+    def candidates(self, old_files: dict) -> list[SourceFile]:
+        if self.changed is None:  # nothing to diff against: every file is read (unchanged ones only touched)
+            return list(self.sources)
+        # A file not indexed before and not in the diff was skipped at the old commit (binary...) and
+        # still is; only when an ignore file changed may one that was ignored then be listed now.
+        rules_changed = any(p.rpartition("/")[2] in IGNORE_FILES for p in self.changed)
+        listed_before = {s.rel for s in self.tree.list_sources(WalkStats(), self.old_commit)} if rules_changed else set()
+        return [f for f in self.sources
+                if f.rel in self.changed
+                or (rules_changed and (f.repo, f.rel) not in old_files and f.rel not in listed_before)]
+
+    def read(self, source: SourceFile, stats: WalkStats) -> str | None:
+        return self.tree.read(source, stats)
+
+    def close(self) -> None:
+        self.tree.close()
 
 
 def _batches(items: list, size: int):

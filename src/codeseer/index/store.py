@@ -28,6 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from codeseer.errors import CodeseerError
+from codeseer.index.uri import UriPath, as_uri
 
 os.environ.setdefault("LANCE_LOG", "error")
 os.environ.setdefault("LANCEDB_LOG", "error")  # the Rust logger lancedb actually reads: no WARN lines on stderr
@@ -68,6 +69,7 @@ def chunk_schema(dim: int, precision: str = "float32") -> pa.Schema:
             ("text", pa.string()),
             ("search_text", pa.string()),
             ("vector", vector_type(dim, precision)),
+            ("repo", pa.string()),  # last: where migrating an older index adds it (see ensure_repo_column)
         ]
     )
 
@@ -80,6 +82,7 @@ FILE_SCHEMA = pa.schema(
         ("mtime_ns", pa.int64()),
         ("file_hash", pa.string()),
         ("chunks", pa.int32()),
+        ("repo", pa.string()),  # (repo, path) is a file's key: one index can hold several repositories
     ]
 )
 
@@ -104,10 +107,26 @@ class IndexState:
     recipe: str | None = None  # registry recipe applied to the model (prefixes, pooling)
     calibration: list[list[float]] | None = None  # int8: per-dimension [lo, hi]
     format: int = FORMAT_VERSION
+    # Repositories by name -> absolute root; ``root`` stays the only root (or, with several, the
+    # folder they share) for older readers. None in indexes built before several repos were possible.
+    roots: dict[str, str] | None = None
+    revs: dict[str, str] | None = None  # repo name -> commit id, for repos indexed from git (--rev)
+    rev: str | None = None  # the commit, when the index holds one repo and it came from git
 
     @staticmethod
     def now() -> str:
         return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    def repo_roots(self) -> dict[str, str]:
+        """Repo name -> root; an older index (no ``roots``) is one repo named after its folder."""
+        if self.roots:
+            return dict(self.roots)
+        return {default_repo_name(Path(self.root)): self.root}
+
+
+def default_repo_name(root: Path) -> str:
+    """A repository's name unless NAME=PATH chose one: its folder's name."""
+    return Path(root).name or "root"
 
 
 class DamagedIndex(CodeseerError):
@@ -153,6 +172,14 @@ def state_from_json(raw) -> IndexState:
         and all(isinstance(x, (int, float)) and not isinstance(x, bool) for row in calibration for x in row)
     ):
         raise ValueError("calibration is not two rows of one number per dimension")
+    for key in ("roots", "revs"):
+        value = raw.get(key)
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        ):
+            raise ValueError(f"{key} is not a mapping of names to strings")
+    if not isinstance(raw.get("rev"), (str, type(None))):
+        raise ValueError("rev is not a string")
     return IndexState(**raw)
 
 
@@ -163,10 +190,10 @@ def consistency_problem(chunk_table: pa.Table, file_table: pa.Table) -> str | No
     ids = chunk_table["chunk_id"].to_pylist()
     if len(set(ids)) != len(ids):
         return "duplicate chunk ids"
-    paths = file_table["path"].to_pylist()
+    paths = file_keys(file_table)
     if len(set(paths)) != len(paths):
         return "duplicate file rows"
-    per_path = Counter(chunk_table["path"].to_pylist())
+    per_path = Counter(file_keys(chunk_table))
     expected = dict(zip(paths, file_table["chunks"].to_pylist()))
     orphans = set(per_path) - set(expected)
     if orphans:
@@ -175,6 +202,13 @@ def consistency_problem(chunk_table: pa.Table, file_table: pa.Table) -> str | No
     if wrong:
         return f"chunk counts of {len(wrong)} files do not match"
     return None
+
+
+def file_keys(table: pa.Table) -> list:
+    """(repo, path) of each row: a file's key; (None, path) in an index from before the repo column."""
+    paths = table["path"].to_pylist()
+    repos = table["repo"].to_pylist() if "repo" in table.column_names else [None] * len(paths)
+    return list(zip(repos, paths))
 
 
 def column_values(table, column: str) -> list:
@@ -191,10 +225,12 @@ def sql_in(column: str, values: list[str]) -> str:
 
 
 class IndexStore:
-    """One index directory (default ``<repo>/.codeseer``)."""
+    """One index directory (default ``<repo>/.codeseer``), or a URI (:mod:`codeseer.index.uri`: no lock there)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
+    def __init__(self, directory: Path | str) -> None:
+        uri = as_uri(directory)
+        self.directory = UriPath(uri) if uri else Path(directory)
+        self.remote = uri is not None
         self._db = None
 
     # -- locating ---------------------------------------------------------------------------
@@ -252,6 +288,9 @@ class IndexStore:
             pass
 
     def _write_json(self, path: Path, value) -> None:
+        if self.remote:  # a temporary key moved over the real one: atomic per object
+            path.write_text_atomic(json.dumps(value, indent=2))
+            return
         tmp = path.with_suffix(".json.tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -348,6 +387,16 @@ class IndexStore:
                 table.restore(version)
         return chunks, files
 
+    def ensure_repo_column(self, tables, repo: str) -> None:
+        """Give the tables of an index built before the ``repo`` column one, holding its single repo.
+
+        Part of a write (before the commit point): a killed run's added column is rolled back
+        with the rest of its work, and older snapshots keep reading as they were.
+        """
+        for table in tables:
+            if "repo" not in table.schema.names:
+                table.add_columns({"repo": sql_quote(repo)})
+
     def journal(self, model: str, dim: int):
         """Vectors embedded by the current (possibly killed) run, so a rerun need not redo them.
 
@@ -387,6 +436,9 @@ class IndexStore:
         except Exception:
             import shutil
 
+            if self.remote:
+                (self.directory / "lance" / f"{name}.lance").rmtree()
+                return
             shutil.rmtree(self.directory / "lance" / f"{name}.lance", ignore_errors=True)
 
     def drop_all(self) -> None:
@@ -400,6 +452,9 @@ class IndexStore:
     @contextmanager
     def write_lock(self):
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self.remote:  # no flock on object stores: one writer at a time is the user's job
+            yield
+            return
         path = self.directory / LOCK_FILE
         fh = open(path, "a+", encoding="utf-8")
         try:

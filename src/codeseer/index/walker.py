@@ -48,6 +48,8 @@ class SourceFile:
     language: str
     size: int
     mtime_ns: int
+    repo: str = ""  # the repository it belongs to, in an index of several (see codeseer.index.indexer)
+    blob: str | None = None  # git blob id when read from git objects (codeseer.index.gitsource), not disk
 
 
 @dataclass
@@ -219,6 +221,11 @@ def read_source(file: SourceFile, stats: WalkStats) -> str | None:
     except OSError:
         stats.skip("unreadable")
         return None
+    return decode_source(data, stats)
+
+
+def decode_source(data: bytes, stats: WalkStats) -> str | None:
+    """A file's bytes as text, or None (counted) if binary, generated or not UTF-8: shared with git ingest."""
     if b"\0" in data[:8192]:
         stats.skip("binary")
         return None

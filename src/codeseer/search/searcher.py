@@ -1,4 +1,7 @@
-"""Query a committed index snapshot: dense, lexical or hybrid, with language and path filters.
+"""Query a committed index snapshot: dense, lexical or hybrid, with language, path and repo filters.
+
+In an index of several repositories (``state.roots``) hits carry their ``repo``; a path glob is
+relative to each repo's root, and ``repos`` keeps to some of them.
 
 Hostile or broken input gets one clear :class:`CodeseerError`, never a traceback: queries over
 ``MAX_QUERY_CHARS`` (the apps accept issue texts that long), ``k`` over ``MAX_K``, a ``--path``
@@ -18,6 +21,8 @@ import numpy as np
 import pathspec
 
 from codeseer.errors import CodeseerError
+from codeseer.index.ann import ann_search
+from codeseer.index.ann import for_search as ann_for_search
 from codeseer.index.quantize import RESCORE_FACTOR, Codec
 from codeseer.index.store import IndexStore, column_values, damaged, sql_in
 from codeseer.models.embedder import Embedder, resolve_model
@@ -34,6 +39,7 @@ _COLUMNS = ["chunk_id", "path", "language", "start_line", "end_line", "symbol", 
 MAX_QUERY_CHARS = 50_000  # as long as the longest text an app searches with (an issue for `locate`)
 MAX_K = 10_000
 MAX_LANGUAGES = 100
+MAX_REPOS = 100
 
 
 @dataclass
@@ -46,9 +52,22 @@ class Hit:
     kind: str
     score: float
     text: str
+    repo: str | None = None  # set only in an index of several repositories
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["repo"] is None:
+            del data["repo"]
+        return data
+
+    @property
+    def shown_path(self) -> str:
+        return shown_path(self.repo, self.path)
+
+
+def shown_path(repo: str | None, path: str) -> str:
+    """``REPO/PATH`` in an index of several repositories (the form path arguments take), else ``PATH``."""
+    return f"{repo}/{path}" if repo else path
 
 
 def normalize_language(name: str) -> str:
@@ -58,6 +77,8 @@ def normalize_language(name: str) -> str:
 
 class Searcher:
     """Opens the committed snapshot once; reuse it for many queries."""
+
+    use_ann = True  # False: exact dense search even where the snapshot has an ANN index (benchmarks, checks)
 
     def __init__(
         self, store: IndexStore, *, model: str | None = None, embedder: Embedder | None = None, task: str = "nl2code"
@@ -73,6 +94,8 @@ class Searcher:
         self.store = store
         self.state = state
         self.root = Path(state.root)
+        self.roots = {name: Path(path) for name, path in state.repo_roots().items()}
+        self.multi = len(self.roots) > 1  # hits then say which repo they come from
         self.chunks, self.files = store.snapshot(state)
         self.task = task
         self._embedders: dict[str, Embedder] = {task: embedder} if embedder is not None else {}
@@ -81,6 +104,9 @@ class Searcher:
         self._int8_ids = None
         try:
             self._has_fts = any(FTS_COLUMN in idx.columns for idx in self.chunks.list_indices())
+            # The ANN index dense search uses (e.g. IVF_PQ), None: exact. int8/binary rescore their own way.
+            self.ann, self._ann_nprobes = ann_for_search(self.chunks, state.precision)
+            self.has_repo = "repo" in self.chunks.schema.names  # False in an index from before several repos
         except Exception as exc:
             raise damaged(store.directory, exc) from exc
 
@@ -104,9 +130,14 @@ class Searcher:
         *,
         kinds: list[str] | tuple[str, ...] | None = None,
         exclude_kinds: list[str] | tuple[str, ...] | None = None,
+        repos: list[str] | None = None,
     ) -> str | None | bool:
         """A LanceDB filter for these restrictions; ``False`` when the path glob matches no file."""
         clauses = []
+        if repos:
+            names = self.check_repos(repos)
+            if self.has_repo:  # without the column the index is one repo, and check_repos named it
+                clauses.append(sql_in("repo", names))
         if languages:
             clauses.append(sql_in("language", sorted({normalize_language(lang) for lang in languages})))
         if kinds:
@@ -121,16 +152,31 @@ class Searcher:
             clauses.append(sql_in("path", paths))
         return " AND ".join(f"({c})" for c in clauses) if clauses else None
 
+    def check_repos(self, repos) -> list[str]:
+        """The repo names asked for, each one this index holds (else one clear error)."""
+        if isinstance(repos, str):
+            repos = [repos]
+        names = sorted({str(r).strip() for r in repos if r is not None and str(r).strip()})
+        if len(names) > MAX_REPOS:
+            raise CodeseerError(f"at most {MAX_REPOS} repos, got {len(names)}")
+        unknown = [n for n in names if n not in self.roots]
+        if unknown:
+            raise CodeseerError(f"unknown repo {unknown[0]!r}; this index holds: {', '.join(sorted(self.roots))}")
+        return names
+
     def _path_spec(self, path_glob: str) -> pathspec.PathSpec:
         """The ``--path`` glob as a gitignore-style pattern over root-relative paths."""
         glob = path_glob.strip()
         if "\0" in glob or "\n" in glob or "\r" in glob:
             raise CodeseerError("invalid --path glob: it must be one line without NUL characters")
         if os.path.isabs(glob):
-            try:  # an absolute path inside the root means the same relative one; outside, nothing
-                glob = Path(os.path.normpath(glob)).relative_to(self.root).as_posix()
-            except ValueError:
-                pass
+            # An absolute path inside a root means the same relative one; outside, nothing.
+            for root in sorted(self.roots.values(), key=lambda r: -len(str(r))):
+                try:
+                    glob = Path(os.path.normpath(glob)).relative_to(root).as_posix()
+                    break
+                except ValueError:
+                    pass
         try:
             return pathspec.GitIgnoreSpec.from_lines([glob])
         except Exception as exc:
@@ -142,6 +188,8 @@ class Searcher:
         precision = self.codec.precision
         if precision in ("float32", "float16"):
             builder = self.chunks.search(vector, vector_column_name="vector").distance_type("cosine")
+            if self.ann:  # tuned for recall@10 >= 0.95 against exact search (codeseer.index.ann)
+                builder = ann_search(builder, self._ann_nprobes) if self.use_ann else builder.bypass_vector_index()
             if where:
                 builder = builder.where(where, prefilter=True)
             rows = builder.select(_COLUMNS + ["_distance"]).limit(limit).to_list()
@@ -206,6 +254,7 @@ class Searcher:
         languages: list[str] | None = None,
         path_glob: str | None = None,
         fusion: str = "convex",
+        repos: list[str] | None = None,
     ) -> list[Hit]:
         if not query or not query.strip():
             raise CodeseerError("empty query")
@@ -229,15 +278,17 @@ class Searcher:
             raise CodeseerError("language names cannot contain NUL characters")
         # The model runs first, outside the guard below: its failures are not the index's.
         vector = self.embedder.encode_queries([query])[0] if mode in ("dense", "hybrid") else None
+        if repos:
+            self.check_repos(repos)  # an unknown repo is the caller's error, not a damaged index
         try:
-            return self._search(query, vector, k, mode, languages, path_glob, fusion)
+            return self._search(query, vector, k, mode, languages, path_glob, fusion, repos)
         except CodeseerError:
             raise
         except Exception as exc:  # a snapshot whose files went missing or bad under us
             raise damaged(self.store.directory, exc) from exc
 
-    def _search(self, query, vector, k, mode, languages, path_glob, fusion) -> list[Hit]:
-        where = self.where(languages, path_glob)
+    def _search(self, query, vector, k, mode, languages, path_glob, fusion, repos=None) -> list[Hit]:
+        where = self.where(languages, path_glob, repos=repos)
         if where is False:
             return []
         candidates = max(50, 3 * k)
@@ -257,11 +308,20 @@ class Searcher:
                 row = dict(by_id[cid])
                 row["score"] = score
                 rows.append(row)
+        repo_of = self.repos_of([row["chunk_id"] for row in rows]) if self.multi else {}
         return [
             Hit(
                 path=row["path"], start_line=int(row["start_line"]), end_line=int(row["end_line"]),
                 symbol=row["symbol"], language=row["language"], kind=row["kind"],
-                score=round(float(row["score"]), 6), text=row["text"],
+                score=round(float(row["score"]), 6), text=row["text"], repo=repo_of.get(row["chunk_id"]),
             )
             for row in rows
         ]
+
+    def repos_of(self, chunk_ids: list[str]) -> dict[str, str]:
+        """chunk id -> repo, for hits of an index of several repos (one small read, after ranking)."""
+        if not chunk_ids or not self.has_repo:
+            return {}
+        table = self.chunks.search().where(sql_in("chunk_id", list(chunk_ids))).select(
+            ["chunk_id", "repo"]).limit(None).to_arrow()
+        return dict(zip(table["chunk_id"].to_pylist(), table["repo"].to_pylist()))

@@ -31,7 +31,10 @@ def listen_socket(host: str, port: int) -> socket.socket:
     except socket.gaierror as exc:
         raise CodeseerError(f"cannot resolve host {host!r}: {exc}") from None
     family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on connections accepted from a
+    # socket whose proto says TCP; with 0 every response written in two parts waits ~40 ms for the
+    # client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)

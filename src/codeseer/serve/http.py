@@ -9,10 +9,14 @@ error is a 4xx with ``{"detail": "..."}``, anything else a 500 with the same sha
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import secrets
 from typing import Literal, Optional
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -39,10 +43,14 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_PATH_CHARS = 1024
 
 Languages = Optional[list[str]]
+Repos = Optional[list[str]]
+REPOS_HELP = "Only these repos of an index of several (names as in /status `repos`)."
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict: the JSON types the schema states, no coercion (``false`` or ``"5"`` is not a ``k``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SearchRequest(_Request):
@@ -51,16 +59,18 @@ class SearchRequest(_Request):
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     languages: Languages = Field(None, max_length=MAX_LANGUAGES, description="e.g. [\"py\", \"java\"]")
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Glob relative to the indexed root, e.g. src/**")
+    repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
 
 
 class SimilarRequest(_Request):
-    location: Optional[str] = Field(None, max_length=MAX_PATH_CHARS + 12, description="PATH:LINE, relative to the indexed root.")
+    location: Optional[str] = Field(None, max_length=MAX_PATH_CHARS + 12, description="PATH:LINE, relative to the indexed root (REPO/PATH:LINE in an index of several repos).")
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Root-relative file (with line).")
     line: Optional[int] = Field(None, ge=1)
     code: Optional[str] = Field(None, min_length=1, max_length=MAX_CODE_BYTES, description="A snippet instead of a location.")
     k: int = Field(10, ge=1, le=MAX_K)
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
     path_glob: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+    repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
 
 
 class LocateRequest(_Request):
@@ -69,6 +79,7 @@ class LocateRequest(_Request):
     functions_per_file: int = Field(3, ge=0, le=20)
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+    repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
 
 
 class ContextRequest(_Request):
@@ -76,6 +87,7 @@ class ContextRequest(_Request):
     budget: int = Field(2000, ge=1, le=MAX_BUDGET, description="Token budget (index model's tokenizer).")
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+    repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
 
 
 class DocsRequest(_Request):
@@ -83,6 +95,32 @@ class DocsRequest(_Request):
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
     line: Optional[int] = Field(None, ge=1)
     k: int = Field(5, ge=1, le=MAX_K)
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 500: a message, plus the fields at fault when validation failed."""
+
+    detail: str
+    errors: Optional[list[FieldError]] = None
+
+
+ERROR_DESCRIPTIONS = {
+    400: "A user error: a path outside the indexed root, a location not in the index, a bad glob.",
+    401: "Missing or wrong bearer token.",
+    413: "The body, a query, a snippet or a string field is over its limit.",
+    422: "The body is not valid JSON or does not match the request schema.",
+}
+
+
+def error_responses(*statuses: int) -> dict:
+    """OpenAPI ``responses`` for these error statuses, so clients (and schema checks) know them."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
 
 
 class BodyLimit:
@@ -151,6 +189,40 @@ class _TooLarge(Exception):
     pass
 
 
+class CrashGuard:
+    """ASGI middleware: an unexpected error becomes a 500 ``{"detail": ...}``, and the connection stays usable.
+
+    Not an ``exception_handler(Exception)``: Starlette sends that handler's 500 and then re-raises, so
+    uvicorn closes the connection, and a client reusing it (keep-alive) lost its next request (8-35%
+    of them in a loop of 500 + /status).
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # half a response is out: only closing the connection can tell the client
+                raise
+            log.exception("error while serving %s", scope.get("path"))
+            body = json.dumps({"detail": f"internal error: {type(exc).__name__}: {exc}"[:500]}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
@@ -214,14 +286,18 @@ def create_app(service: Service, *, token: str | None = None, max_body: int = MA
         docs_url=None,
         redoc_url=None,
     )
-    bearer = HTTPBearer(auto_error=False)
+    if token is None:
+        async def authorize() -> None:
+            """Nothing to check; no security scheme either, so the schema does not promise 401s."""
+    else:
+        bearer = HTTPBearer(auto_error=False)
 
-    def authorize(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
-        if token is None:
-            return
-        given = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise _Unauthorized()
+        async def authorize(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
+            """Async: a 401 is answered on the event loop, never queued behind busy worker threads."""
+            bearer_given = credentials is not None and credentials.scheme.lower() == "bearer"
+            given = credentials.credentials if bearer_given else ""
+            if not secrets.compare_digest(given.encode(), token.encode()):
+                raise _Unauthorized()
 
     @app.exception_handler(_Unauthorized)
     async def unauthorized(request: Request, exc: _Unauthorized):
@@ -245,44 +321,67 @@ def create_app(service: Service, *, token: str | None = None, max_body: int = MA
                                         for e in errors[:20]]},
                             status_code=413 if too_long else 422)
 
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception):
-        log.exception("error while serving %s", request.url.path)
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"[:500]}, status_code=500)
-
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
 
-    @app.get("/status", dependencies=[Depends(authorize)], summary="What is indexed")
+    auth_errors = (401,) if token is not None else ()
+    status_errors = error_responses(*auth_errors)
+    body_errors = error_responses(400, *auth_errors, 413, 422)
+    authorized = [Depends(authorize)]
+    # Two slots: the operation running and the next one, already in its thread, ready to take the
+    # Service lock the moment it is free (with one slot the worker idled while the event loop handed over).
+    operation_slots = anyio.CapacityLimiter(2)
+
+    async def in_turn(operation, /, *args, **kwargs) -> dict:
+        """Run a Service operation in a worker thread, first come first served.
+
+        Requests wait for their turn here, on the event loop, not in a worker thread. Waiting in
+        threads on the Service lock (not fair) used up the thread pool under load: with 50 clients
+        and MiniLM, /status took 1.2-1.7 s at p50 instead of ~35 ms, and throughput was 5-12% lower
+        (bench/serve_load.py).
+        """
+        return await anyio.to_thread.run_sync(functools.partial(operation, *args, **kwargs), limiter=operation_slots)
+
+    @app.get("/status", dependencies=authorized, summary="What is indexed", responses=status_errors)
     def status() -> dict:
+        # Not in the queue: it waits only for the operations holding a slot, so health checks stay fast.
         return service.status()
 
-    @app.post("/search", dependencies=[Depends(authorize)], summary="Search in words or code (hybrid, dense or lexical)")
-    def search(body: SearchRequest) -> dict:
-        return service.search(body.query, k=body.k, mode=body.mode, languages=body.languages, path=body.path)
+    @app.post("/search", dependencies=authorized, responses=body_errors,
+              summary="Search in words or code (hybrid, dense or lexical)")
+    async def search(body: SearchRequest) -> dict:
+        return await in_turn(service.search, body.query, k=body.k, mode=body.mode, languages=body.languages,
+                             path=body.path, repos=body.repos)
 
-    @app.post("/similar", dependencies=[Depends(authorize)], summary="Code similar to PATH:LINE or to a snippet")
-    def similar(body: SimilarRequest) -> dict:
-        return service.similar(location=body.location, path=body.path, line=body.line, code=body.code, k=body.k,
-                               languages=body.languages, path_glob=body.path_glob)
+    @app.post("/similar", dependencies=authorized, responses=body_errors,
+              summary="Code similar to PATH:LINE or to a snippet")
+    async def similar(body: SimilarRequest) -> dict:
+        return await in_turn(service.similar, location=body.location, path=body.path, line=body.line,
+                             code=body.code, k=body.k, languages=body.languages, path_glob=body.path_glob,
+                             repos=body.repos)
 
-    @app.post("/locate", dependencies=[Depends(authorize)], summary="Files and functions an issue most likely touches")
-    def locate(body: LocateRequest) -> dict:
-        return service.locate(body.text, k=body.k, functions_per_file=body.functions_per_file,
-                              languages=body.languages, path=body.path)
+    @app.post("/locate", dependencies=authorized, responses=body_errors,
+              summary="Files and functions an issue most likely touches")
+    async def locate(body: LocateRequest) -> dict:
+        return await in_turn(service.locate, body.text, k=body.k, functions_per_file=body.functions_per_file,
+                             languages=body.languages, path=body.path, repos=body.repos)
 
-    @app.post("/context", dependencies=[Depends(authorize)], summary="A token-budgeted context pack for a task")
-    def context(body: ContextRequest) -> dict:
-        return service.context(body.task, budget=body.budget, languages=body.languages, path=body.path)
+    @app.post("/context", dependencies=authorized, responses=body_errors,
+              summary="A token-budgeted context pack for a task")
+    async def context(body: ContextRequest) -> dict:
+        return await in_turn(service.context, body.task, budget=body.budget, languages=body.languages,
+                             path=body.path, repos=body.repos)
 
-    @app.post("/docs", dependencies=[Depends(authorize)], summary="Documentation describing the code at PATH:LINE")
-    def docs(body: DocsRequest) -> dict:
-        return service.docs(location=body.location, path=body.path, line=body.line, k=body.k)
+    @app.post("/docs", dependencies=authorized, responses=body_errors,
+              summary="Documentation describing the code at PATH:LINE")
+    async def docs(body: DocsRequest) -> dict:
+        return await in_turn(service.docs, location=body.location, path=body.path, line=body.line, k=body.k)
 
     app.add_middleware(BodyLimit, limit=max_body)
     if token is None:
         app.add_middleware(HostCheck, allowed={*LOOPBACK_NAMES, host_of(host)})
+    app.add_middleware(CrashGuard)  # added last: outside the others, inside Starlette's own
     return app
 
 

@@ -16,7 +16,8 @@ INSTRUCTIONS = (
     "identifier, `similar` for code like a given PATH:LINE or snippet (any language), `locate` to find the "
     "files an issue or bug report most likely touches, `context` for a token-budgeted pack of the most "
     "relevant code before writing code, and `index_status` to see what is indexed. Paths are relative to "
-    "the indexed root; line numbers start at 1."
+    "the indexed root; line numbers start at 1. An index of several repositories gives hits a `repo`, "
+    "takes locations as REPO/PATH:LINE and filters with `repos`."
 )
 
 
@@ -51,14 +52,16 @@ def build_server(service: Service):
         mode: Literal["hybrid", "dense", "lexical"] = "hybrid",
         languages: Optional[list[str]] = None,
         path: Optional[str] = None,
+        repos: Optional[list[str]] = None,
     ) -> dict[str, Any]:
         """Search the repository for code matching a plain-language description, an identifier or a snippet.
 
         Returns hits with path (relative to the repository root), start_line, end_line, symbol, language,
         kind, score and the code text. `languages` filters (e.g. ["py", "ts"]); `path` is a glob such as
-        "src/**/*.py". k is at most 100.
+        "src/**/*.py". k is at most 100. In an index of several repositories hits carry `repo`, `repos`
+        keeps only those repos, and locations elsewhere are written REPO/PATH:LINE.
         """
-        return service.search(query, k=k, mode=mode, languages=languages, path=path)
+        return service.search(query, k=k, mode=mode, languages=languages, path=path, repos=repos)
 
     @server.tool()
     @user_errors
@@ -68,13 +71,15 @@ def build_server(service: Service):
         k: int = 10,
         languages: Optional[list[str]] = None,
         path_glob: Optional[str] = None,
+        repos: Optional[list[str]] = None,
     ) -> dict[str, Any]:
         """Find code similar to the chunk at `location` ("path/to/file.py:42") or to a `code` snippet.
 
         Works across languages (a Java method finds its C# or Python twin). Give exactly one of
         location or code. The query chunk itself is excluded.
         """
-        return service.similar(location=location, code=code, k=k, languages=languages, path_glob=path_glob)
+        return service.similar(location=location, code=code, k=k, languages=languages, path_glob=path_glob,
+                               repos=repos)
 
     @server.tool()
     @user_errors
@@ -84,10 +89,12 @@ def build_server(service: Service):
         functions_per_file: int = 3,
         languages: Optional[list[str]] = None,
         path: Optional[str] = None,
+        repos: Optional[list[str]] = None,
     ) -> dict[str, Any]:
         """Rank the files most likely to need a change for an issue or bug report `text`, each with the
         functions in it that match best (path, start_line, end_line, symbol, score)."""
-        return service.locate(text, k=k, functions_per_file=functions_per_file, languages=languages, path=path)
+        return service.locate(text, k=k, functions_per_file=functions_per_file, languages=languages, path=path,
+                              repos=repos)
 
     @server.tool()
     @user_errors
@@ -96,11 +103,12 @@ def build_server(service: Service):
         budget: int = 2000,
         languages: Optional[list[str]] = None,
         path: Optional[str] = None,
+        repos: Optional[list[str]] = None,
     ) -> dict[str, Any]:
         """Build a context pack for a coding `task`: the most relevant code, merged per file, ordered by file
         and line, each block under a "path:start-end" header, never over `budget` tokens. The ready-to-use
         text is in `markdown`; `blocks` lists each block's path, line range, symbols and score."""
-        pack = service.context(task, budget=budget, languages=languages, path=path)
+        pack = service.context(task, budget=budget, languages=languages, path=path, repos=repos)
         for block in pack["blocks"]:  # the code is in `markdown` already; do not send it twice
             block.pop("text", None)
         return pack
