@@ -38,7 +38,7 @@ sys.path.insert(0, str(BENCH))
 
 
 def build_corpus(dest: Path, max_lines: int) -> dict:
-    """Copy whole packages' indexable files until the line budget is met."""
+    """Copy the installed packages' indexable files, package by package, until the line budget is met."""
     import sysconfig
 
     from codeseer.index.walker import WalkStats, walk
@@ -56,6 +56,8 @@ def build_corpus(dest: Path, max_lines: int) -> dict:
             with open(source.abs, "rb") as fh:
                 lines += sum(1 for _ in fh)
             files += 1
+            if lines >= max_lines:
+                break
         packages.append(package.name)
         if lines >= max_lines:
             break

@@ -33,7 +33,8 @@ import numpy as np
 import pyarrow as pa
 
 from codeseer.errors import CodeseerError
-from codeseer.index.chunker import Chunk, chunk_source
+from codeseer.index.chunk_pool import chunk_files, chunk_workers
+from codeseer.index.chunker import Chunk
 from codeseer.index.ann import check_mode, ensure_ann
 from codeseer.index.ann import plan as ann_plan
 from codeseer.index.ann import status as ann_status
@@ -85,6 +86,7 @@ class IndexReport:
     repaired: list[str] = field(default_factory=list)  # what --repair found and did
     ray_nodes: dict[str, int] = field(default_factory=dict)  # --ray: chunks embedded per Ray node id
     ann: str | None = None  # the ANN index dense search uses (e.g. IVF_PQ); None: exact search
+    chunk_workers: int = 0  # processes that chunked (0: in-process)
 
 
 def _trace(phase: str) -> None:
@@ -592,19 +594,28 @@ class _IndexRun:
         touched: list[tuple[SourceFile, str, int]] = []
         unreadable: set[tuple[str, str]] = set()
         advance = bar.task("chunking", len(candidates))
+        digests: dict[int, str] = {}
+
+        def read(source: SourceFile) -> tuple[str, str, str | None] | None:
+            """The chunking job of a changed file; None for an unreadable or unchanged one."""
+            text = listings[source.repo].read(source, stats)
+            if text is None:
+                unreadable.add((source.repo, source.rel))
+                return None
+            digest = content_hash(text)
+            old = old_files.get((source.repo, source.rel))
+            if old is not None and old["file_hash"] == digest:
+                touched.append((source, digest, old["chunks"]))
+                return None
+            digests[id(source)] = digest
+            return source.rel, text, source.language
+
         try:
-            for source in candidates:
-                text = listings[source.repo].read(source, stats)
-                advance(1)
-                if text is None:
-                    unreadable.add((source.repo, source.rel))
-                    continue
-                digest = content_hash(text)
-                old = old_files.get((source.repo, source.rel))
-                if old is not None and old["file_hash"] == digest:
-                    touched.append((source, digest, old["chunks"]))
-                    continue
-                changed.append((source, digest, chunk_source(source.rel, text, source.language)))
+            workers = chunk_workers(len(candidates))
+            self.report.chunk_workers = workers
+            for source, job, chunks in chunk_files(candidates, read, workers=workers, on_file=lambda: advance(1)):
+                if job is not None:
+                    changed.append((source, digests.pop(id(source)), chunks))
         finally:
             for listing in listings.values():
                 listing.close()

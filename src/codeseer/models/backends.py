@@ -374,16 +374,28 @@ class TransformerEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return encode_sorted(texts, self.batcher, self._forward, self.batch_size, self.dim)
 
+    def tokenize(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:
+        return self.batcher.prepare(list(texts)) if texts else {"input_ids": []}
+
+    def encode_tokens(self, enc: dict[str, list[list[int]]]) -> np.ndarray:
+        return encode_prepared(enc, self.batcher, self._forward, self.batch_size, self.dim)
+
 
 def encode_sorted(texts, batcher: TokenBatcher, forward, batch_size: int, dim: int) -> np.ndarray:
     """Tokenise once, batch texts of similar length together (less padding), restore the input order."""
     texts = list(texts)
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    if not texts:
+    return encode_prepared(batcher.prepare(texts) if texts else {"input_ids": []}, batcher, forward, batch_size, dim)
+
+
+def encode_prepared(enc: dict[str, list[list[int]]], batcher: TokenBatcher, forward, batch_size: int,
+                    dim: int) -> np.ndarray:
+    """:func:`encode_sorted` on texts already tokenised (``batcher.prepare``), e.g. in another thread."""
+    n = len(enc["input_ids"])
+    out = np.zeros((n, dim), dtype=np.float32)
+    if not n:
         return out
-    enc = batcher.prepare(texts)
     order = np.argsort([-len(ids) for ids in enc["input_ids"]], kind="stable")
-    for start in range(0, len(texts), batch_size):
+    for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         out[idx] = forward(batcher.pad({k: [v[i] for i in idx] for k, v in enc.items()}))
     return out

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -342,16 +342,19 @@ class Embedder:
     # ------------------------------------------------------------------ encoding
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        from codeseer.models.pooling import truncate
-
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        return self._run(self._encoder.encode, list(texts))
+
+    def _run(self, encode: Callable, inputs) -> np.ndarray:
+        from codeseer.models.pooling import truncate
+
         if self.bf16 and self.backend == "torch":
             import torch
 
             with torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16):
-                return truncate(self._encoder.encode(list(texts)), self._dim)
-        return truncate(self._encoder.encode(list(texts)), self._dim)
+                return truncate(encode(inputs), self._dim)
+        return truncate(encode(inputs), self._dim)
 
     def encode(self, texts: Sequence[str], role: str = QUERY) -> np.ndarray:
         prefix = self.query_prefix if check_role(role) == QUERY else self.document_prefix
@@ -367,13 +370,34 @@ class Embedder:
         slab: int = 256,
         on_slab: Callable[[int, np.ndarray], None] | None = None,
     ) -> np.ndarray:
-        """Encode in slabs so callers can show progress and persist partial work between slabs."""
+        """Encode in slabs so callers can show progress and persist partial work between slabs.
+
+        Where the encoder tokenises separately (transformer encoders on torch or ONNX), the next
+        slab is tokenised in a thread while this one runs through the model (the fast tokenizers
+        release the GIL), so tokenisation costs no wall time.
+        """
         parts = []
-        for start in range(0, len(texts), slab):
-            vectors = self._encode([self.document_prefix + t for t in texts[start : start + slab]])
+        slabs = [[self.document_prefix + t for t in texts[start : start + slab]] for start in range(0, len(texts), slab)]
+        tokenize = getattr(self._encoder, "tokenize", None)
+        if tokenize is None or len(slabs) < 2:
+            encoded = (self._encode(batch) for batch in slabs)
+        else:
+            encoded = self._pipelined(slabs, tokenize)
+        for number, vectors in enumerate(encoded):
             parts.append(vectors)
             if on_slab is not None:
-                on_slab(start, vectors)
+                on_slab(number * slab, vectors)
         if not parts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(parts)
+
+    def _pipelined(self, slabs: list[list[str]], tokenize: Callable) -> Iterator[np.ndarray]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="codeseer-tokenize") as pool:
+            ahead = pool.submit(tokenize, slabs[0])
+            for number in range(len(slabs)):
+                enc = ahead.result()
+                if number + 1 < len(slabs):
+                    ahead = pool.submit(tokenize, slabs[number + 1])
+                yield self._run(self._encoder.encode_tokens, enc)

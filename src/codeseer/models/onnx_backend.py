@@ -29,6 +29,7 @@ from codeseer.models.backends import (
     TokenBatcher,
     _quiet_hf,
     build_pooled_module,
+    encode_prepared,
     encode_sorted,
     load_t5_projection,
     load_tokenizer,
@@ -223,3 +224,9 @@ class OnnxEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return encode_sorted(texts, self.batcher, self._forward, self.batch_size, self.dim)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:
+        return self.batcher.prepare(list(texts)) if texts else {"input_ids": []}
+
+    def encode_tokens(self, enc: dict[str, list[list[int]]]) -> np.ndarray:
+        return encode_prepared(enc, self.batcher, self._forward, self.batch_size, self.dim)
