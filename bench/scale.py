@@ -21,6 +21,7 @@ Usage: python bench/scale.py [--lines 500000] [--with-fp32] [--skip-search] [--s
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -217,7 +218,9 @@ def main(argv: list[str] | None = None) -> dict:
         print("codeseer default done", flush=True)
         if args.with_fp32:
             runs["codeseer torch fp32"] = run_worker("fp32", repo, tmp, ["--backend", "torch"])
-        if not args.skip_static:
+        if not args.skip_static and importlib.util.find_spec("skeletoken") is None:
+            print("(model2vec's distill extra is not installed: static run skipped)")
+        elif not args.skip_static:
             from model2vec.distill import distill
 
             from codeseer.models.embedder import resolve_model
