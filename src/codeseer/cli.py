@@ -17,6 +17,8 @@ from codeseer.eval.commands import eval_command, eval_repo_command
 from codeseer.apps.commands import context_command, docs_command, dupes_command, locate_command, similar_command, stale_docs_command
 from codeseer.serve.commands import mcp_command, serve_command
 from codeseer.models.commands import embed_command, models_command
+from codeseer.train.commands import train_command
+from codeseer.data.commands import data_app
 
 app = typer.Typer(
     name="codeseer",
@@ -164,6 +166,8 @@ app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
 app.command("models")(models_command)
 app.command("embed")(embed_command)
+app.command("train")(train_command)
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:
