@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -411,6 +412,10 @@ def test_without_exclusion_the_corpus_functions_stay(tree):
 def test_exclude_takes_a_corpus_file_and_rejects_bad_ones(tree, corpus, tmp_path):
     report = mine_pairs([tree], exclude=[corpus / "corpus.jsonl"])
     assert report.removed["excluded_exact"] == 1 and report.removed["excluded_near"] == 1
+    globbed = mine_pairs([tree], exclude=[str(tmp_path / "b*" / "corpus.jsonl")])
+    assert globbed.exclude_docs == 3 and globbed.removed["excluded_exact"] == 1
+    with pytest.raises(CodeseerError, match="matches nothing"):
+        mine_pairs([tree], exclude=[str(tmp_path / "z*" / "corpus.jsonl")])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"_id": "1", "text": "x = 1"}\nnot json\n')
     with pytest.raises(CodeseerError, match="bad.jsonl:2"):
@@ -554,6 +559,9 @@ def test_cli_mine_json(tree, corpus, tmp_path):
     assert set(lines[0]) == {"query", "positive", "task", "kind", "language", "source", "symbol"}
     assert lines == mine_pairs([tree], exclude=[corpus]).pairs
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
 
 
 def test_cli_mine_table_and_langs(tree, tmp_path):
@@ -573,6 +581,8 @@ def test_cli_mine_errors_keep_the_old_output(tree, tmp_path):
     assert isinstance(result.exception, CodeseerError) and "does not exist" in str(result.exception)
     result = _invoke("data", "mine", str(tree), "--out", str(out), "--langs", "klingon")
     assert isinstance(result.exception, CodeseerError)
+    result = _invoke("data", "mine", str(tree), str(out), "--out", str(out))  # `--exclude a.jsonl b.jsonl`
+    assert isinstance(result.exception, CodeseerError) and "its own --exclude" in str(result.exception)
     assert out.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl", "src"]
 

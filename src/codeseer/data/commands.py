@@ -73,7 +73,7 @@ def mine_command(
     paths: Annotated[list[str], typer.Argument(metavar="PATH...", help="Source folders (walked even if they are a site-packages or node_modules) or files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the pairs (JSON lines; written atomically).")],
     langs: Annotated[Optional[list[str]], typer.Option("--langs", help="Only these languages, comma-separated or repeated: py,js,ts,go,rust,java,c,cpp,... (default: all tree-sitter languages).")] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="BEIR folder or corpus.jsonl (repeatable): drop pairs whose code equals or near-duplicates (MinHash Jaccard >= 0.8) one of its documents.")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="BEIR folder, corpus.jsonl or a quoted glob of them (repeat the option for each): drop pairs whose code equals or near-duplicates (MinHash Jaccard >= 0.8) one of its documents.")] = None,
     max_per_file: Annotated[Optional[int], typer.Option("--max-per-file", min=1, help="At most N functions per file (a seeded random choice).")] = None,
     max_files: Annotated[Optional[int], typer.Option("--max-files", min=1, help="Mine a seeded random sample of N files.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for --max-per-file / --max-files sampling.")] = 0,
@@ -98,6 +98,9 @@ def mine_command(
     for p in paths:
         if not Path(p).exists():
             raise CodeseerError(f"no such file or folder: {p}")
+        if p.endswith(".jsonl") and Path(p).is_file():  # `--exclude a.jsonl b.jsonl`: b landed here
+            raise CodeseerError(f"PATH {p} is a JSON lines file, not source: give each corpus its own --exclude "
+                                "(--exclude a.jsonl --exclude b.jsonl) or quote a glob (--exclude 'datasets/*/corpus.jsonl')")
     resolve_languages(langs)  # a bad --langs fails before the output is touched
     writer = AtomicJsonlWriter(out)
     try:

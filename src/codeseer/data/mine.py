@@ -27,6 +27,7 @@ reasons drop all of a function's pairs; doc-level reasons only its doc pairs.
 from __future__ import annotations
 
 import ast
+import glob
 import json
 import os
 import random
@@ -288,10 +289,19 @@ def _vendored_dirs(root: Path) -> Iterator[Path]:
 
 
 def load_exclusion(paths: Iterable[str | os.PathLike], hasher: MinHasher) -> tuple[Deduper, int]:
-    """A Deduper holding every document of the given BEIR folders / corpus.jsonl files."""
+    """A Deduper holding every document of the given BEIR folders / corpus.jsonl files (or globs of them)."""
     dedup = Deduper(hasher)
     docs = 0
+    expanded: list[str | os.PathLike] = []
     for p in paths:
+        if not Path(p).exists() and glob.has_magic(str(p)):
+            matches = sorted(glob.glob(str(p)))
+            if not matches:
+                raise CodeseerError(f"--exclude {p}: the pattern matches nothing")
+            expanded += matches
+        else:
+            expanded.append(p)
+    for p in expanded:
         path = Path(p)
         if path.is_dir():
             path = path / "corpus.jsonl"
@@ -484,6 +494,11 @@ class AtomicJsonlWriter:
         except OSError as exc:
             raise CodeseerError(f"cannot write {path}: {exc.strerror or exc}") from None
         self._tmp = Path(tmp)
+        try:  # mkstemp makes 0600: give the file the mode a plain open() would (or the old file's)
+            mode = self.path.stat().st_mode & 0o777 if self.path.exists() else 0o666 & ~_umask()
+            os.chmod(fd, mode)
+        except OSError:
+            pass
         self._handle = os.fdopen(fd, "w", encoding="utf-8")
         self.count = 0
 
@@ -516,6 +531,12 @@ class AtomicJsonlWriter:
             self.commit()
         else:
             self.abort()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
