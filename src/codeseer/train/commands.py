@@ -1,0 +1,116 @@
+"""``codeseer train``: fine-tune a code embedder on mined pairs. Registered by :mod:`codeseer.cli`.
+
+Importing this module is cheap: torch, transformers and sentence-transformers load inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from codeseer.errors import CodeseerError
+
+err = Console(stderr=True)
+
+
+def _dims(text: Optional[str]) -> Optional[list[int]]:
+    if not text:
+        return None
+    try:
+        dims = [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise CodeseerError(f"--matryoshka-dims {text!r}: give comma-separated integers, e.g. 384,256,128,64") from None
+    if not dims or any(d < 1 for d in dims):
+        raise CodeseerError(f"--matryoshka-dims {text!r}: every dimension must be a positive integer")
+    return dims
+
+
+def train_command(
+    pairs: Annotated[list[Path], typer.Option("--pairs", "-p", help="Training pairs, JSON lines from `codeseer data mine` (repeatable): {\"query\", \"positive\", \"task\", ...}, optionally \"negatives\": [...].")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: the trained sentence-transformers model, training_config.json, train_log.jsonl, checkpoints/.")],
+    base: Annotated[Optional[str], typer.Option("--base", "-m", help="Model to start from: a local sentence-transformers/transformers folder or a registry id (default: all-MiniLM-L6-v2, bundled).")] = None,
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Registry recipe whose per-task prefixes to train with (default: the base's own, if it has one); see `codeseer models`.")] = None,
+    loss: Annotated[str, typer.Option("--loss", help="infonce: in-batch negatives at temperature 0.05; oasis: infonce + an order term keeping graded hard negatives in order (needs --hard-negatives).")] = "infonce",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Pairs per step; each query sees the other positives (and negatives) of its batch as negatives, so bigger is better.")] = 32,
+    mini_batch_size: Annotated[Optional[int], typer.Option("--mini-batch-size", min=1, help="GradCache: run the model on this many texts at a time, same loss and gradients as the full batch; use it to reach --batch-size 64-512 on a CPU.")] = None,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (linear warm-up, then linear decay).")] = 2e-5,
+    warmup_ratio: Annotated[float, typer.Option("--warmup-ratio", min=0.0, max=1.0, help="Fraction of the steps spent warming the learning rate up.")] = 0.1,
+    epochs: Annotated[float, typer.Option("--epochs", min=0.0, help="Passes over the pairs (ignored when --max-steps is given).")] = 1.0,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Stop after this many optimiser steps.")] = None,
+    max_seq_length: Annotated[int, typer.Option("--max-seq-length", min=8, help="Tokens per text; longer code is cut. Time per step grows with it.")] = 256,
+    matryoshka_dims: Annotated[Optional[str], typer.Option("--matryoshka-dims", help="Train these prefixes of the vector too (Matryoshka), e.g. 384,256,128,64, so `index --dim 128` keeps quality.")] = None,
+    hard_negatives: Annotated[int, typer.Option("--hard-negatives", "-n", min=0, help="Mine N hard negatives per pair (texts that look right but are not the answer).")] = 0,
+    negatives_from: Annotated[str, typer.Option("--negatives-from", help="Mine with bm25 (lexical, fast) or model (the base model's own ranking, dense).")] = "bm25",
+    margin: Annotated[float, typer.Option("--margin", min=0.01, max=1.0, help="False-negative guard: drop candidates scoring >= MARGIN x the positive's score (and exact duplicates of it).")] = 0.95,
+    grades: Annotated[str, typer.Option("--grades", help="With --loss oasis: grade each negative by edit (token edit similarity to the positive) or teacher (the base model's cosine to it).")] = "edit",
+    order_weight: Annotated[float, typer.Option("--order-weight", min=0.0, help="With --loss oasis: weight of the order term (loss = infonce + W * order).")] = 1.0,
+    freeze_layers: Annotated[int, typer.Option("--freeze-layers", min=0, help="Freeze the token embeddings and the first N transformer layers: faster steps, less forgetting.")] = 0,
+    mix_general: Annotated[Optional[list[Path]], typer.Option("--mix-general", help="General-domain pairs (same JSON lines) mixed in against forgetting (repeatable).")] = None,
+    mix_fraction: Annotated[float, typer.Option("--mix-fraction", min=0.0, max=0.9, help="Share of the training rows taken from --mix-general.")] = 0.2,
+    eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Dev nDCG@10 / MRR@10 every N steps (0: no dev evaluation); checkpoints are saved as often.")] = 200,
+    save_every: Annotated[Optional[int], typer.Option("--save-every", min=1, help="Checkpoint every N steps (default: --eval-every); the last 2 are kept.")] = None,
+    dev: Annotated[Optional[str], typer.Option("--dev", help="BEIR folder for the dev metric (default: $CODESEER_DEV_DATASET, else ../shared/datasets/cosqa-dev if present); 'none' to skip.")] = None,
+    dev_max_docs: Annotated[Optional[int], typer.Option("--dev-max-docs", min=1, help="Subsample the dev corpus to N documents (relevant ones always kept) so evaluation stays quick.")] = 2000,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint (optimiser, schedule, data order and step count included).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for shuffling, sampling and initialisation.")] = 0,
+    log_every: Annotated[int, typer.Option("--log-every", min=1, help="Log the training loss every N steps.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the training report as JSON (no progress bar).")] = False,
+) -> None:
+    """Fine-tune a code embedding model on (query, code) pairs with codeseer's recipe.
+
+    The recipe: InfoNCE with in-batch negatives at temperature 0.05, batches without duplicates,
+    the base model's prefixes per task, optional mined hard negatives with a false-negative margin,
+    optional OASIS order term and Matryoshka dimensions; dev nDCG@10 on cosqa-dev as it trains. The
+    result in --out is a sentence-transformers folder (float16 safetensors) that `codeseer index
+    --model OUT` and `codeseer eval --model OUT` take as it is.
+
+    Start small, look at train_log.jsonl, then scale: the first dev row is the base model, so you can
+    see whether training helps before spending hours.
+
+    Examples:
+
+      codeseer data mine ~/src --out pairs.jsonl
+
+      codeseer train --pairs pairs.jsonl --out models/mine --max-steps 200   # quick look
+
+      codeseer train -p pairs.jsonl -o models/mine -b 128 --mini-batch-size 16 --hard-negatives 3 \\
+          --matryoshka-dims 384,256,128,64 --freeze-layers 2 --epochs 1
+
+      codeseer train -p pairs.jsonl -o models/mine --resume   # after an interruption
+
+      codeseer eval cosqa-dev --model models/mine
+    """
+    from codeseer.train.trainer import train
+
+    dims = _dims(matryoshka_dims)
+    dev_dataset: object = None
+    if dev is not None:
+        dev_dataset = False if dev.strip().lower() in ("none", "off", "no", "") else dev
+    echo = None if as_json else (lambda msg: err.print(msg, highlight=False, markup=False, soft_wrap=True))
+    report = train(
+        base, pairs, out, recipe=recipe, loss=loss, batch_size=batch_size, mini_batch_size=mini_batch_size, lr=lr,
+        warmup_ratio=warmup_ratio, epochs=epochs, max_steps=max_steps, max_seq_length=max_seq_length,
+        matryoshka_dims=dims, hard_negatives=hard_negatives, negatives_from=negatives_from, margin=margin,
+        grades=grades, order_weight=order_weight, freeze_layers=freeze_layers, mix_general=mix_general,
+        mix_fraction=mix_fraction, eval_every=eval_every, save_every=save_every, dev_dataset=dev_dataset,
+        dev_max_docs=dev_max_docs, seed=seed, resume=resume, log_every=log_every,
+        progress=not as_json and err.is_terminal, echo=echo,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    dev_end = (report.get("dev") or {}).get("end") or {}
+    dev_start = (report.get("dev") or {}).get("start") or {}
+    losses = " -> ".join(f"{x:.4f}" for x in (report["first_loss"], report["last_loss"]) if x is not None)
+    line = (f"[bold green]trained[/] {report['global_step']} steps in {report['train_seconds']:.0f}s "
+            f"({report['seconds_per_step']:.2f}s/step), loss {losses or 'n/a'}")
+    if dev_end.get("ndcg@10") is not None:
+        before = f"{dev_start['ndcg@10']:.4f} -> " if dev_start.get("ndcg@10") is not None else ""
+        line += f"; dev nDCG@10 {before}{dev_end['ndcg@10']:.4f}"
+    err.print(line, soft_wrap=True)
+    err.print(f"[dim]model: {report['out']}  (codeseer index --model {report['out']})[/]", soft_wrap=True)

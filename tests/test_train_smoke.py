@@ -1,0 +1,259 @@
+"""`codeseer train` end to end on a tiny random BERT: loss falls, checkpoints resume, the model reloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codeseer.errors import CodeseerError
+from codeseer.train.negatives import BM25, mine_hard_negatives, normalise
+from codeseer.train.trainer import load_pairs, prepare_rows, train
+
+from conftest import run_cli
+
+OPS = [
+    ("add two numbers", "a + b"), ("subtract one number from another", "a - b"),
+    ("multiply two values", "a * b"), ("divide a by b", "a / b"), ("integer division", "a // b"),
+    ("remainder of a division", "a % b"), ("raise a to the power b", "a ** b"),
+    ("larger of two numbers", "max(a, b)"), ("smaller of two numbers", "min(a, b)"),
+    ("check two values are equal", "a == b"), ("bitwise and of two integers", "a & b"),
+    ("bitwise or of two integers", "a | b"), ("exclusive or", "a ^ b"),
+    ("shift bits to the left", "a << b"), ("average of two numbers", "(a + b) / 2"),
+    ("absolute difference", "abs(a - b)"),
+]
+STYLES = [
+    ("{q}", "def {n}(a, b):\n    return {e}"),
+    ("python function to {q}", "def {n}_values(a, b):\n    result = {e}\n    return result"),
+    ("how to {q} in javascript", "function {n}(a, b) {{ return {e}; }}"),
+    ("lambda that does: {q}", "{n} = lambda a, b: {e}"),
+]
+
+
+def _name(query: str) -> str:
+    return "_".join(query.split()[:2])
+
+
+def synthetic_pairs(n: int = 64) -> list[dict]:
+    pairs = []
+    for s, (qt, ct) in enumerate(STYLES):
+        for q, e in OPS:
+            pairs.append({"query": qt.format(q=q), "positive": ct.format(n=_name(q), e=e), "task": "nl2code",
+                          "kind": "function", "language": "javascript" if "function" in ct else "python"})
+    assert len({p["positive"] for p in pairs}) == len(pairs)
+    return pairs[:n]
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def tiny_beir(root: Path) -> Path:
+    """A BEIR folder: 6 queries over 24 code documents."""
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": "", "text": p["positive"]} for i, p in enumerate(synthetic_pairs(24))]
+    queries = [{"_id": f"q{i}", "text": synthetic_pairs(24)[i]["query"]} for i in range(0, 24, 4)]
+    write_jsonl(root / "corpus.jsonl", docs)
+    write_jsonl(root / "queries.jsonl", queries)
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(0, 24, 4)), encoding="utf-8")
+    (root / "meta.json").write_text(json.dumps({"task": "nl2code"}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    from codeseer.models.testing import build_bert
+
+    return build_bert(tmp_path_factory.mktemp("tiny-bert-st"), st_pooling="mean")
+
+
+@pytest.fixture()
+def pairs_file(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "pairs.jsonl", synthetic_pairs())
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
+
+
+COMMON = dict(batch_size=8, lr=1e-3, warmup_ratio=0.0, max_seq_length=48, log_every=1, progress=False)
+
+
+def test_train_resume_reload(tiny_bert, pairs_file, tmp_path):
+    dev = tiny_beir(tmp_path / "dev")
+    out = tmp_path / "model"
+    report = train(str(tiny_bert), pairs_file, out, max_steps=30, eval_every=10, save_every=10, dev_dataset=dev,
+                   matryoshka_dims=[32, 16], freeze_layers=1, **COMMON)
+    assert report["global_step"] == 30
+    assert report["counts"]["pairs"] == 64 and report["counts"]["train_rows"] == 64
+    assert report["parameters"]["frozen_parameters"] > 0
+    log = _log(out)
+    losses = [r["loss"] for r in log if r["kind"] == "train"]
+    assert len(losses) >= 25
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
+    evals = [r for r in log if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [0, 10, 20, 30]
+    assert all(0.0 <= r["ndcg@10"] <= 1.0 and 0.0 <= r["mrr@10"] <= 1.0 for r in evals)
+    assert all({"step", "elapsed"} <= set(r) for r in log) and all("lr" in r for r in log if r["kind"] == "train")
+    assert report["dev"]["queries"] == 6 and report["dev"]["docs"] == 24
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("checkpoint-"))
+    assert ckpts == ["checkpoint-20", "checkpoint-30"]  # save_total_limit 2
+
+    # weights on disk are float16 safetensors; loaders still compute in float32
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as fh:
+        dtypes = {str(fh.get_tensor(k).dtype) for k in fh.keys()}
+    assert dtypes == {"torch.float16"}
+    config = json.loads((out / "training_config.json").read_text())
+    assert config["config"]["matryoshka_dims"] == [32, 16] and config["config"]["freeze_layers"] == 1
+    assert config["counts"]["by_task"] == {"nl2code": 64} and config["train_seconds"] > 0
+    assert config["weights_dtype"] == "float16" and config["config"]["loss"] == "infonce"
+
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(out), device="cpu")
+    assert str(next(st.parameters()).dtype) == "torch.float32"
+    vecs = st.encode(["add two numbers", "def add(a, b): return a + b"])
+    assert vecs.shape == (2, 32) and np.isfinite(vecs).all()
+
+    from codeseer.models.embedder import Embedder
+
+    emb = Embedder(str(out), backend="torch")
+    q = emb.encode_queries(["add two numbers"])
+    d = emb.encode_documents(["def add(a, b):\n    return a + b"])
+    assert q.shape == (1, 32) and d.shape == (1, 32)
+    assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-4)
+
+    # a fresh run into the same folder is refused; --resume continues the step count
+    with pytest.raises(CodeseerError, match="--resume"):
+        train(str(tiny_bert), pairs_file, out, max_steps=30, eval_every=0, **COMMON)
+    again = train(str(tiny_bert), pairs_file, out, max_steps=36, eval_every=0, save_every=6, resume=True,
+                  dev_dataset=False, matryoshka_dims=[32, 16], freeze_layers=1, **COMMON)
+    assert again["resumed_from"].endswith("checkpoint-30")
+    assert again["global_step"] == 36
+    steps = [r["step"] for r in _log(out) if r["kind"] == "train"]
+    assert steps[-1] == 36 and min(s for s in steps[steps.index(30) + 1:]) > 30
+    assert "checkpoint-36" in {p.name for p in (out / "checkpoints").iterdir()}
+
+
+def test_oasis_with_bm25_negatives_and_prefixes(tiny_bert, pairs_file, tmp_path):
+    out = tmp_path / "oasis"
+    recipe = "jinaai/jina-code-embeddings-0.5b"  # a recipe whose prefixes depend on the task
+    report = train(str(tiny_bert), pairs_file, out, recipe=recipe, loss="oasis", hard_negatives=2, max_steps=6,
+                   eval_every=0, dev_dataset=False, mini_batch_size=4, **COMMON)
+    assert report["global_step"] == 6 and np.isfinite(report["last_loss"])
+    assert report["query_prefixes"]["nl2code"].startswith("Find the most relevant code snippet")
+    assert report["document_prefixes"]["nl2code"] == "Candidate code snippet:\n"
+    rows = load_pairs(out / "train_pairs.jsonl")
+    assert all(len(r["negatives"]) == 2 and len(r["negative_grades"]) == 2 for r in rows)
+    assert all(0.0 <= g <= 1.0 for r in rows for g in r["negative_grades"])
+    assert all(normalise(n) != normalise(r["positive"]) for r in rows for n in r["negatives"])
+    assert (out / "model.safetensors").is_file()
+
+
+def test_prepare_rows_applies_task_prefixes():
+    from codeseer.models.registry import get_recipe
+
+    pairs = [{"query": "sort a list", "positive": "sorted(xs)", "task": "nl2code", "negatives": ["len(xs)"],
+              "negative_grades": [0.25]},
+             {"query": "def f(x): return x", "positive": "identity function", "task": "code2nl",
+              "negatives": ["adds one"], "negative_grades": [0.5]}]
+    jina = get_recipe("jinaai/jina-code-embeddings-0.5b")
+    cols = prepare_rows(pairs, jina, 1)
+    assert cols["anchor"][0] == jina.prefix("nl2code", "query") + "sort a list"
+    assert cols["positive"][0] == "Candidate code snippet:\nsorted(xs)"
+    assert cols["negative_1"][0] == "Candidate code snippet:\nlen(xs)"
+    assert cols["anchor"][1].startswith("Find the most relevant comment")
+    assert cols["positive"][1] == "Candidate comment:\nidentity function"
+    assert cols["label"] == [[0.25], [0.5]]
+    plain = prepare_rows(pairs, get_recipe("minilm"), 0)  # MiniLM: no prefixes
+    assert plain == {"anchor": ["sort a list", "def f(x): return x"], "positive": ["sorted(xs)", "identity function"]}
+
+
+def test_bm25_mining_respects_margin_and_duplicates():
+    pairs = [
+        {"query": "parse a json file", "positive": "def load(path):\n    return json.load(open(path))", "task": "nl2code"},
+        # scores above the positive for the first query: a likely false negative, must be dropped
+        {"query": "something else", "positive": "def parse_json_file(path):\n    # parse a json file\n    return parse(path)", "task": "nl2code"},
+        # the first positive again, reformatted: not a negative
+        {"query": "read config", "positive": "def load(path):  return json.load(open(path))", "task": "nl2code"},
+        # share a word with the query, score below the positive: the hard negatives
+        *[{"query": f"writer {i}", "positive": f"def write_{i}(path, text):\n    with open(path, 'w') as handle:\n"
+                                               f"        handle.write(text)  # write file number {i}", "task": "nl2code"}
+          for i in range(8)],
+    ]
+    mined = mine_hard_negatives(pairs, 3, source="bm25", margin=0.95)
+    first = mined[0]
+    assert len(first["negatives"]) == 3
+    assert all(normalise(n) != normalise(first["positive"]) for n in first["negatives"])
+    assert not any("parse_json_file" in n for n in first["negatives"])
+    docs = list({normalise(p["positive"]): p["positive"] for p in pairs}.values())
+    scores = BM25(docs).scores([first["query"]])[0]
+    index = {normalise(d): i for i, d in enumerate(docs)}
+    pos = scores[index[normalise(first["positive"])]]
+    assert scores[index[normalise(pairs[1]["positive"])]] >= 0.95 * pos  # the guard had something to do
+    assert all(scores[index[normalise(n)]] < 0.95 * pos for n in first["negatives"])
+    for row in mined:
+        assert all(normalise(n) != normalise(row["positive"]) for n in row["negatives"])
+        assert len({normalise(n) for n in row["negatives"]}) == len(row["negatives"])
+    with pytest.raises(CodeseerError, match="margin"):
+        mine_hard_negatives(pairs, 2, margin=1.5)
+
+
+def test_dense_mining_with_base_model(tiny_bert):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_bert), device="cpu")
+    pairs = synthetic_pairs(16)
+    mined = mine_hard_negatives(pairs, 2, source="model", model=model, margin=1.0)
+    assert all(len(r["negatives"]) == 2 for r in mined)
+    assert all(normalise(n) != normalise(r["positive"]) for r in mined for n in r["negatives"])
+
+
+def test_cli_json_and_errors(tiny_bert, pairs_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from codeseer.cli import app
+
+    out = tmp_path / "cli-model"
+    general = write_jsonl(tmp_path / "general.jsonl", [{"query": f"what is {w}", "positive": f"{w} is a word"}
+                                                       for w in ("tea", "rain", "moss", "iron", "salt")])
+    result = CliRunner().invoke(app, ["train", "--pairs", str(pairs_file), "--out", str(out), "--base", str(tiny_bert),
+                                      "--max-steps", "3", "--batch-size", "8", "--max-seq-length", "32",
+                                      "--eval-every", "0", "--lr", "1e-4", "--mix-general", str(general), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # stdout holds the report and nothing else
+    assert report["global_step"] == 3 and report["out"] == str(out)
+    assert report["counts"]["general_pairs"] == 5 and report["counts"]["train_rows"] == 69
+    assert report["config"]["dev_dataset"] is None
+    assert (out / "training_config.json").is_file()
+
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    for option in ("--hard-negatives", "--mini-batch-size", "--matryoshka-dims", "--resume", "--freeze-layers"):
+        assert option in help_text
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"query": "q", "positive": "p"}) + "\n{not json\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    cases = [
+        (["--pairs", str(tmp_path / "missing.jsonl")], "pairs file not found"),
+        (["--pairs", str(empty)], "pairs file is empty"),
+        (["--pairs", str(bad)], "bad.jsonl:2: invalid JSON"),
+        (["--pairs", str(pairs_file), "--loss", "triplet"], "unknown loss 'triplet'"),
+        (["--pairs", str(pairs_file), "--base", str(tmp_path / "no-such-model")], "base model not found"),
+    ]
+    for args, message in cases:
+        res = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "x"), "--json"])
+        assert res.exit_code != 0
+        assert isinstance(res.exception, CodeseerError) and message in str(res.exception), (args, res.exception)
+
+    # as a user sees it: one line on stderr, exit status 1
+    proc = run_cli("train", "--pairs", str(bad), "--out", str(tmp_path / "y"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"error: {bad}:2: invalid JSON (Expecting property name enclosed in double quotes)"]
