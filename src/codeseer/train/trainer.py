@@ -368,6 +368,15 @@ def _callback_class():
 
 # --------------------------------------------------------------------------------------- train
 
+def _check_training_extras() -> None:
+    """sentence-transformers' trainer needs ``datasets`` and ``accelerate`` (its ``[train]`` extra)."""
+    import importlib.util
+
+    missing = [m for m in ("datasets", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise CodeseerError(f"codeseer train needs {' and '.join(missing)}: pip install 'sentence-transformers[train]'")
+
+
 def _versions() -> dict[str, str]:
     import sentence_transformers
     import torch
@@ -427,6 +436,7 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
     read back from ``out_dir/train_pairs.jsonl`` so the data order is the same).
     """
     say = echo or (lambda msg: None)
+    _check_training_extras()
     loss = (loss or "").strip().lower()
     if loss not in LOSSES:
         raise CodeseerError(f"unknown loss {loss!r}: choose {' or '.join(LOSSES)}")
