@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import textwrap
 from pathlib import Path
@@ -321,6 +322,13 @@ def test_pairs_python_docstring_first_sentence_name_code2nl(tree, corpus):
     desc = "Read a configuration file and return its settings. Lines starting with a hash are ignored."
     source = f"{tree}/pkg/util.py:4"
     common = {"language": "python", "symbol": "parse_config_file", "source": source}
+    search = got.pop("search")
+    assert search.pop("doc_in_code") is (search["positive"] != body)
+    if search["positive"] != body:  # the whole function, its docstring kept
+        assert '"""Read a configuration file' in search["positive"] and search["positive"].endswith("return settings")
+    query = search.pop("query")
+    assert re.search(r"read (a )?configuration file", query) and query == query.lower() and "." not in query
+    assert search == {"positive": search["positive"], "task": "nl2code", "kind": "search", **common}
     assert got == {
         "docstring": {"query": desc, "positive": body, "task": "nl2code", "kind": "docstring", **common},
         "first_sentence": {"query": "Read a configuration file and return its settings.", "positive": body,
@@ -330,7 +338,40 @@ def test_pairs_python_docstring_first_sentence_name_code2nl(tree, corpus):
     }
     # the order of one function's pairs
     kinds = [p["kind"] for p in report.pairs if p["symbol"] == "parse_config_file"]
-    assert kinds == ["docstring", "first_sentence", "code2nl", "name"]
+    assert kinds == ["docstring", "first_sentence", "code2nl", "search", "name"]
+
+
+def test_search_queries_read_like_developer_searches():
+    import random
+
+    from codeseer.data.queries import search_query
+
+    def q(sentence, language="python", seed=1):
+        return search_query(sentence, language, random.Random(seed))
+
+    rewrites = [q("Returns True if the path is a symbolic link.", seed=s) for s in range(20)]
+    assert all("check if" in r and "symbolic link" in r and "true" not in r for r in rewrites)
+    assert any(r.startswith("python ") for r in rewrites) and any(r.endswith(" python") for r in rewrites)
+    assert any("python" not in r for r in rewrites)  # the language is sometimes left out
+    # markup and parentheses go, the verb becomes an imperative, articles are dropped at random
+    session = [q("Creates the ``Session`` object (see :func:`connect`).", seed=s) for s in range(20)]
+    assert all("`" not in r and "connect" not in r and "see" not in r for r in session)
+    assert {next(w for w in r.split() if w not in ("python", "py", "how", "to")) for r in session} == {"create"}
+    assert any("the session" in r for r in session) and any("create session" in r for r in session)
+    go = [q("Parses a duration string.", "go", s) for s in range(30)]
+    assert all("parse" in r and "duration string" in r for r in go)
+    assert {"go", "golang"} <= {w for r in go for w in r.split()} and not any("python" in r for r in go)
+    assert q("...") == "" and q("(internal)") == ""
+    assert len(q(" ".join(["word"] * 40)).split()) <= 12 + 3
+
+
+def test_doc_in_code_share(tree):
+    kept = {share: [p["doc_in_code"] for p in mine_pairs([tree], doc_in_code=share).pairs if p["kind"] == "search"]
+            for share in (0.0, 1.0)}
+    assert kept[0.0] and not any(kept[0.0]) and all(kept[1.0])
+    with_doc = [p for p in mine_pairs([tree], doc_in_code=1.0).pairs if p["kind"] == "search"]
+    bare = {p["symbol"]: p["positive"] for p in mine_pairs([tree], doc_in_code=0.0).pairs if p["kind"] == "search"}
+    assert all(len(p["positive"]) > len(bare[p["symbol"]]) for p in with_doc)
 
 
 def test_pairs_js_go_rust_doc_comments_removed(tree, corpus):
@@ -398,9 +439,9 @@ def test_filter_dedup_and_exclusion_counts(tree, corpus):
     assert {p["source"] for p in flatten} == {f"{tree}/pkg/copies.py:1"}
     assert flatten[0]["query"] == "Turn nested lists into a flat list."
     assert {p["source"] for p in report.pairs if p["symbol"] == "normalise_header_names"} == {f"{tree}/pkg/copies.py:10"}
-    assert report.by_kind == {"docstring": 7, "first_sentence": 3, "code2nl": 7, "name": 12}
-    assert report.by_language == {"python": 14, "javascript": 7, "go": 4, "rust": 4}
-    assert report.pair_count == len(report.pairs) == 29
+    assert report.by_kind == {"docstring": 7, "first_sentence": 3, "code2nl": 7, "name": 12, "search": 7}
+    assert report.by_language == {"python": 17, "javascript": 9, "go": 5, "rust": 5}
+    assert report.pair_count == len(report.pairs) == 36
 
 
 def test_without_exclusion_the_corpus_functions_stay(tree):
@@ -438,7 +479,7 @@ def test_single_file_progress_and_streaming(tree):
     seen: list[dict] = []
     ticks: list[tuple[int, int]] = []
     report = mine_pairs([tree / "go" / "lines.go"], on_pair=seen.append, progress=lambda d, t: ticks.append((d, t)))
-    assert report.pairs == [] and len(seen) == report.pair_count == 4
+    assert report.pairs == [] and len(seen) == report.pair_count == 5
     assert seen[0]["source"] == f"{tree / 'go' / 'lines.go'}:3"
     assert ticks == [(1, 1)]
 
@@ -551,11 +592,11 @@ def test_cli_mine_json(tree, corpus, tmp_path):
     result = _invoke("data", "mine", str(tree), "--out", str(out), "--exclude", str(corpus), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["pairs"] == 29 and summary["files"] == 7
+    assert summary["pairs"] == 36 and summary["files"] == 7
     assert summary["removed"]["excluded_exact"] == 1 and summary["removed"]["near_duplicate"] == 1
-    assert summary["by_kind"] == {"code2nl": 7, "docstring": 7, "first_sentence": 3, "name": 12}
+    assert summary["by_kind"] == {"code2nl": 7, "docstring": 7, "first_sentence": 3, "name": 12, "search": 7}
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert len(lines) == 29
+    assert len(lines) == 36
     assert set(lines[0]) == {"query", "positive", "task", "kind", "language", "source", "symbol"}
     assert lines == mine_pairs([tree], exclude=[corpus]).pairs
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -141,6 +141,33 @@ def test_train_resume_reload(tiny_bert, pairs_file, tmp_path):
     assert "checkpoint-36" in {p.name for p in (out / "checkpoints").iterdir()}
 
 
+def test_kinds_max_pairs_and_merge_with_base(tiny_bert, tmp_path):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    rows = [dict(p, kind="search" if i % 2 else "name") for i, p in enumerate(synthetic_pairs(64))]
+    path = write_jsonl(tmp_path / "kinds.jsonl", rows)
+    runs = {}
+    for merge in (1.0, 0.5):
+        out = tmp_path / f"merge{merge}"
+        runs[merge] = train(str(tiny_bert), path, out, max_steps=8, eval_every=0, dev_dataset=False, kinds=["search"],
+                            max_pairs=20, merge_base=merge, **COMMON)
+        saved = [json.loads(line) for line in (out / "train_pairs.jsonl").read_text().splitlines()]
+        assert len(saved) == 20 and {p["kind"] for p in saved} == {"search"}
+        assert runs[merge]["config"]["merge_base"] == merge and runs[merge]["config"]["kinds"] == ["search"]
+    weights = {m: SentenceTransformer(str(tmp_path / f"merge{m}"), device="cpu").state_dict() for m in (1.0, 0.5)}
+    base = SentenceTransformer(str(tiny_bert), device="cpu").state_dict()
+    name = next(k for k in base if k.endswith("encoder.layer.1.attention.self.query.weight"))
+    moved = (weights[1.0][name].float() - base[name].float()).abs().max().item()
+    assert moved > 1e-3  # training changed the layer ...
+    # ... and the merged model sits halfway (float16 storage rounds it)
+    assert torch.allclose(weights[0.5][name].float(), (weights[1.0][name].float() + base[name].float()) / 2, atol=2e-3)
+    with pytest.raises(CodeseerError, match="no pairs of kind"):
+        train(str(tiny_bert), path, tmp_path / "none", kinds=["code2nl"], dev_dataset=False, **COMMON)
+    with pytest.raises(CodeseerError, match="merge-base"):
+        train(str(tiny_bert), path, tmp_path / "bad", merge_base=0.0, dev_dataset=False, **COMMON)
+
+
 def test_oasis_with_bm25_negatives_and_prefixes(tiny_bert, pairs_file, tmp_path):
     out = tmp_path / "oasis"
     recipe = "jinaai/jina-code-embeddings-0.5b"  # a recipe whose prefixes depend on the task

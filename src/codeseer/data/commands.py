@@ -77,13 +77,15 @@ def mine_command(
     max_per_file: Annotated[Optional[int], typer.Option("--max-per-file", min=1, help="At most N functions per file (a seeded random choice).")] = None,
     max_files: Annotated[Optional[int], typer.Option("--max-files", min=1, help="Mine a seeded random sample of N files.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for --max-per-file / --max-files sampling.")] = 0,
+    doc_in_code: Annotated[float, typer.Option("--doc-in-code", min=0.0, max=1.0, help="Share of 'search' pairs whose code keeps its docstring / doc comment (the rest get the bare body).")] = 0.5,
     include_vendored: Annotated[bool, typer.Option("--include-vendored", help="Also walk vendored folders (node_modules, vendor, site-packages, ...) inside PATH.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Mine (query, code) training pairs from function docstrings, doc comments and names.
 
     Per function: docstring -> code (doc removed), its first sentence -> code, code -> docstring
-    (code2nl), and the split name -> code; test code, licence / boilerplate / non-English docs and
+    (code2nl), a developer-style search query written from the first sentence ("python get clipboard
+    contents") -> code (kind 'search'), and the split name -> code; test code, licence / boilerplate / non-English docs and
     short bodies are filtered out, exact and near-duplicate code is kept once, and code from the
     --exclude corpora is dropped. Every count is reported.
 
@@ -106,7 +108,7 @@ def mine_command(
     try:
         with _Bar("mining files", err.is_terminal) as bar:
             report = mine_pairs(paths, langs=langs, exclude=exclude or (), max_per_file=max_per_file, max_files=max_files,
-                                seed=seed, include_vendored=include_vendored, on_pair=writer.write, progress=bar)
+                                seed=seed, include_vendored=include_vendored, doc_in_code=doc_in_code, on_pair=writer.write, progress=bar)
     except BaseException:
         writer.abort()
         raise

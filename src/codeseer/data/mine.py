@@ -43,6 +43,7 @@ from typing import Any
 
 from codeseer.data import filters
 from codeseer.data.dedup import Deduper, MinHasher, exact_key, normalise_code
+from codeseer.data.queries import search_query
 from codeseer.errors import CodeseerError
 from codeseer.index.languages import STRUCTURAL_LANGUAGES, detect_language
 
@@ -333,8 +334,14 @@ def load_exclusion(paths: Iterable[str | os.PathLike], hasher: MinHasher) -> tup
 
 
 def pairs_for_function(chunk, doc_raw: str, code: str, report: MineReport | None = None,
-                       min_doc_words: int = filters.MIN_DOC_WORDS) -> list[dict[str, Any]]:
-    """The pairs of one function that passed the function-level filters (doc filters counted here)."""
+                       min_doc_words: int = filters.MIN_DOC_WORDS, *, seed: int = 0,
+                       doc_in_code: float = 0.5) -> list[dict[str, Any]]:
+    """The pairs of one function that passed the function-level filters (doc filters counted here).
+
+    Kinds: ``docstring`` / ``first_sentence`` -> code without its doc; ``code2nl`` the reverse; ``search``
+    a developer-style query written from the first sentence (:mod:`codeseer.data.queries`) -> the code,
+    with its doc kept for a ``doc_in_code`` share; ``name`` the split function name -> code.
+    """
     removed = report.removed if report is not None else Counter()
     parts = [s for s in chunk.symbol.split(".") if s]
     name = parts[-1] if parts else ""
@@ -350,6 +357,14 @@ def pairs_for_function(chunk, doc_raw: str, code: str, report: MineReport | None
         if first != desc and len(first.split()) >= min_doc_words and not filters.repeats_name(first, name, container):
             pairs.append({"query": first, "positive": code, "task": "nl2code", "kind": "first_sentence", **base})
         pairs.append({"query": code, "positive": desc, "task": "code2nl", "kind": "code2nl", **base})
+        rng = random.Random(f"{seed}\0{chunk.path}:{chunk.start_line}")
+        query = search_query(first or desc, chunk.language, rng)
+        if len(query.split()) >= min_doc_words:
+            # half keep the doc in the code: real corpora (and code search indexes) hold documented functions,
+            # and a model that only ever saw bare bodies learns to ignore the doc it will be shown
+            keep = rng.random() < doc_in_code
+            pairs.append({"query": query, "positive": _tidy(chunk.text, chunk.language) if keep else code,
+                          "task": "nl2code", "kind": "search", "doc_in_code": keep, **base})
     words = filters.split_identifier(name)
     if len(words) >= 2:
         pairs.append({"query": " ".join(words), "positive": code, "task": "nl2code", "kind": "name", **base})
@@ -370,6 +385,7 @@ def mine_pairs(
     min_doc_words: int = filters.MIN_DOC_WORDS,
     min_body_lines: int = filters.MIN_BODY_LINES,
     near_dup_jaccard: float = 0.8,
+    doc_in_code: float = 0.5,
     on_pair: Callable[[dict[str, Any]], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> MineReport:
@@ -379,6 +395,7 @@ def mine_pairs(
     ``exclude``: BEIR folders or corpus.jsonl files whose documents must not leak into the pairs.
     ``max_per_file``: at most this many functions per file (a seeded random choice among those that
     pass the function-level filters). ``max_files``: a seeded random sample of that many files.
+    ``doc_in_code``: share of ``search`` pairs whose code keeps its docstring / leading comment.
     ``on_pair`` receives each pair as it is made (then ``report.pairs`` stays empty); ``progress`` is
     called as ``progress(files_done, files_total)``. Folders are walked with codeseer's walker
     (``.gitignore``, binary / generated / vendored files skipped) even when they are themselves a
@@ -454,7 +471,8 @@ def mine_pairs(
                     removed["near_duplicate"] += 1
                     continue
                 seen.add(key, sig)
-                pairs = pairs_for_function(chunk, doc_raw, code, report, min_doc_words)
+                pairs = pairs_for_function(chunk, doc_raw, code, report, min_doc_words, seed=seed,
+                                           doc_in_code=doc_in_code)
                 if not pairs:
                     continue
                 report.kept_functions += 1

@@ -52,6 +52,9 @@ def train_command(
     freeze_layers: Annotated[int, typer.Option("--freeze-layers", min=0, help="Freeze the token embeddings and the first N transformer layers: faster steps, less forgetting.")] = 0,
     mix_general: Annotated[Optional[list[Path]], typer.Option("--mix-general", help="General-domain pairs (same JSON lines) mixed in against forgetting (repeatable).")] = None,
     mix_fraction: Annotated[float, typer.Option("--mix-fraction", min=0.0, max=0.9, help="Share of the training rows taken from --mix-general.")] = 0.2,
+    kinds: Annotated[Optional[str], typer.Option("--kinds", help="Train only on these pair kinds, comma-separated: search, name, docstring, first_sentence, code2nl (see `codeseer data mine`).")] = None,
+    merge_base: Annotated[float, typer.Option("--merge-base", min=0.01, max=1.0, help="WiSE-FT: keep this share of the trained weights and average in the base's (1.0: no merging); guards against forgetting.")] = 1.0,
+    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", min=1, help="Then a seeded random sample of N pairs (hard-negative mining time grows with N).")] = None,
     eval_every: Annotated[int, typer.Option("--eval-every", min=0, help="Dev nDCG@10 / MRR@10 every N steps (0: no dev evaluation); checkpoints are saved as often.")] = 200,
     save_every: Annotated[Optional[int], typer.Option("--save-every", min=1, help="Checkpoint every N steps (default: --eval-every); the last 2 are kept.")] = None,
     dev: Annotated[Optional[str], typer.Option("--dev", help="BEIR folder for the dev metric (default: $CODESEER_DEV_DATASET, else ../shared/datasets/cosqa-dev if present); 'none' to skip.")] = None,
@@ -97,7 +100,7 @@ def train_command(
         warmup_ratio=warmup_ratio, epochs=epochs, max_steps=max_steps, max_seq_length=max_seq_length,
         matryoshka_dims=dims, hard_negatives=hard_negatives, negatives_from=negatives_from, margin=margin,
         grades=grades, order_weight=order_weight, freeze_layers=freeze_layers, mix_general=mix_general,
-        mix_fraction=mix_fraction, eval_every=eval_every, save_every=save_every, dev_dataset=dev_dataset,
+        mix_fraction=mix_fraction, kinds=kinds.split(",") if kinds else None, max_pairs=max_pairs, merge_base=merge_base, eval_every=eval_every, save_every=save_every, dev_dataset=dev_dataset,
         dev_max_docs=dev_max_docs, seed=seed, resume=resume, log_every=log_every,
         progress=not as_json and err.is_terminal, echo=echo,
     )

@@ -90,6 +90,9 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     pairs: list[str] = field(default_factory=list)
+    kinds: list[str] | None = None
+    max_pairs: int | None = None
+    merge_base: float = 1.0
 
 
 # -------------------------------------------------------------------------------------- pairs
@@ -423,6 +426,7 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
           grades: str = "edit", order_weight: float = DEFAULT_ORDER_WEIGHT,
           grade_margin: float = DEFAULT_GRADE_MARGIN, freeze_layers: int = 0,
           mix_general: str | Path | Sequence[str | Path] | None = None, mix_fraction: float = 0.2,
+          kinds: Sequence[str] | None = None, max_pairs: int | None = None, merge_base: float = 1.0,
           eval_every: int = 200, save_every: int | None = None, save_total_limit: int = 2, log_every: int = 10,
           dev_dataset: str | Path | None | bool = None, dev_max_docs: int | None = 2000,
           dev_max_queries: int | None = None, eval_at_start: bool = True, seed: int = 0, resume: bool = False,
@@ -432,6 +436,11 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
     (also written to ``out_dir/training_config.json``).
 
     ``dev_dataset``: a BEIR folder; None = :func:`default_dev_dataset`; False = no dev evaluation.
+    ``kinds``: train only on pairs of these kinds (``search``, ``name``, ... from ``codeseer data mine``);
+    ``max_pairs``: then a seeded random sample of that many (hard-negative mining time grows with it).
+    ``merge_base``: WiSE-FT weight-space ensemble at the end, ``merge_base * trained + (1 - merge_base) * base``
+    (1.0: the trained weights as they are): fine-tuning on narrow data forgets, and the average keeps
+    most of the gain on the new data with the base's robustness elsewhere (Wortsman et al., 2022).
     ``resume``: continue from the newest checkpoint in ``out_dir/checkpoints`` (the mined pairs are
     read back from ``out_dir/train_pairs.jsonl`` so the data order is the same).
     """
@@ -453,12 +462,24 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
         raise CodeseerError("--hard-negatives and --freeze-layers must be >= 0")
     if max_steps is not None and max_steps < 1:
         raise CodeseerError("--max-steps must be at least 1")
+    if not 0 < merge_base <= 1:
+        raise CodeseerError("--merge-base must be in (0, 1]")
     if not 0 <= mix_fraction < 1:
         raise CodeseerError("--mix-fraction must be in [0, 1)")
     paths = [str(pairs_path)] if isinstance(pairs_path, (str, Path)) else [str(p) for p in pairs_path]
     general_paths = ([] if mix_general is None else [str(mix_general)] if isinstance(mix_general, (str, Path))
                      else [str(p) for p in mix_general])
     pairs = load_pairs(paths)
+    if kinds:
+        wanted = {k.strip() for k in kinds if k.strip()}
+        pairs = [p for p in pairs if p.get("kind") in wanted]
+        if not pairs:
+            raise CodeseerError(f"no pairs of kind {', '.join(sorted(wanted))} in {', '.join(paths)}")
+    if max_pairs is not None:
+        if max_pairs < 1:
+            raise CodeseerError("--max-pairs must be at least 1")
+        if len(pairs) > max_pairs:
+            pairs = random.Random(f"{seed}\0pairs").sample(pairs, max_pairs)
     general = load_pairs(general_paths, what="--mix-general file") if general_paths else []
 
     out = Path(out_dir)
@@ -479,6 +500,7 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
     set_seed(seed)
     model, resolved, recipe_obj = _load_model(base, recipe, max_seq_length, device)
     frozen = freeze_lower_layers(model, freeze_layers)
+    base_state = ({k: v.detach().clone() for k, v in model.state_dict().items()} if merge_base < 1 else None)
 
     # -- the rows to train on ------------------------------------------------------------------
     n_general = 0
@@ -611,15 +633,19 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
     state = trainer.state
     end_metrics = None
     evaluated = {r["step"] for r in log_cb.rows if r.get("kind") == "eval"}
+    if base_state is not None:
+        merge_weights(model, base_state, merge_base)
+        say(f"merged with the base: {merge_base:g} x trained + {1 - merge_base:g} x base")
     if evaluator is not None:
-        if state.global_step in evaluated:
+        if state.global_step in evaluated and base_state is None:
             end_metrics = next(r for r in reversed(log_cb.rows) if r.get("kind") == "eval")
         else:
             metrics = evaluator(model)
             end_metrics = {"ndcg@10": _pick(metrics, "_ndcg@10"), "mrr@10": _pick(metrics, "_mrr@10"),
                            "recall@10": _pick(metrics, "_recall@10")}
             log_cb.write({"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), "kind": "eval",
-                          **end_metrics, "elapsed": log_cb.elapsed()})
+                          **end_metrics, "elapsed": log_cb.elapsed(),
+                          **({"merged_with_base": merge_base} if base_state is not None else {})})
     _save_float16(model, out)
 
     # -- report ----------------------------------------------------------------------------------
@@ -634,7 +660,8 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
         mix_general=general_paths or None, mix_fraction=mix_fraction, eval_every=eval_every, save_every=save_steps,
         save_total_limit=save_total_limit, log_every=log_every, dev_dataset=str(dev_path) if dev_path else None,
         dev_max_docs=dev_max_docs, dev_max_queries=dev_max_queries, eval_at_start=eval_at_start, seed=seed,
-        resume=resume, pairs=paths,
+        resume=resume, pairs=paths, kinds=sorted({k.strip() for k in kinds}) if kinds else None,
+        max_pairs=max_pairs, merge_base=merge_base,
     )
     counts = {
         "pairs": len(pairs), "general_pairs": n_general, "train_rows": len(dataset), "negatives_per_row": k,
@@ -671,6 +698,16 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
     }
     (out / CONFIG_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
+
+
+def merge_weights(model, base_state: dict, alpha: float) -> None:
+    """In place: every floating-point tensor becomes ``alpha * trained + (1 - alpha) * base``."""
+    import torch
+
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in base_state and tensor.is_floating_point():
+                tensor.mul_(alpha).add_(base_state[name].to(tensor.device, tensor.dtype), alpha=1 - alpha)
 
 
 def _grade(rows: list[dict], grades: str, model, recipe) -> None:
