@@ -8,7 +8,8 @@ peak RSS is its own:
   (``bench/index_speed.py``'s baseline, the "first benchmark");
 - codeseer default: ``codeseer index`` exactly as the CLI runs it (``--backend auto``);
 - codeseer torch fp32 (``--with-fp32``): the same pipeline on the naive pipeline's numerics;
-- codeseer static: a model2vec model distilled offline from the same MiniLM (``--fast`` tier).
+- codeseer --fast: the bundled static model codeseer-code-static, distilled from the same MiniLM
+  and fitted to it on code (``codeseer distill``).
 
 Throughput is also put against the arithmetic: model FLOPs per token (2 x encoder weights + attention
 at the measured mean length) x tokens/s, divided by this machine's measured fp32 matmul FLOP/s.
@@ -21,7 +22,6 @@ Usage: python bench/scale.py [--lines 500000] [--with-fp32] [--skip-search] [--s
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -218,18 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
         print("codeseer default done", flush=True)
         if args.with_fp32:
             runs["codeseer torch fp32"] = run_worker("fp32", repo, tmp, ["--backend", "torch"])
-        if not args.skip_static and importlib.util.find_spec("skeletoken") is None:
-            print("(model2vec's distill extra is not installed: static run skipped)")
-        elif not args.skip_static:
-            from model2vec.distill import distill
-
-            from codeseer.models.embedder import resolve_model
-
-            static_dir = tmp / "static-minilm"
-            start = time.perf_counter()
-            distill(model_name=resolve_model(None).location, pca_dims=256).save_pretrained(str(static_dir))
-            results["static_distill_seconds"] = time.perf_counter() - start
-            runs["codeseer static"] = run_worker("static", repo, tmp, ["--model", str(static_dir)])
+        if not args.skip_static:
+            runs["codeseer --fast"] = run_worker("static", repo, tmp, ["--model", "codeseer-code-static"])
         results["runs"] = runs
 
     peak = {}

@@ -168,6 +168,20 @@ def test_kinds_max_pairs_and_merge_with_base(tiny_bert, tmp_path):
         train(str(tiny_bert), path, tmp_path / "bad", merge_base=0.0, dev_dataset=False, **COMMON)
 
 
+def test_gist_loss_trains_and_its_guide_stays_frozen(tiny_bert, pairs_file, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from codeseer.train.losses import build_loss
+
+    model = SentenceTransformer(str(tiny_bert), device="cpu")
+    loss = build_loss(model, "gist")
+    assert loss.guide is not model and not any(p.requires_grad for p in loss.guide.parameters())
+    assert abs(loss.temperature - 0.05) < 1e-9
+    report = train(str(tiny_bert), pairs_file, tmp_path / "gist", loss="gist", max_steps=12, eval_every=0,
+                   dev_dataset=False, **COMMON)
+    assert report["config"]["loss"] == "gist" and report["last_loss"] < report["first_loss"]
+
+
 def test_oasis_with_bm25_negatives_and_prefixes(tiny_bert, pairs_file, tmp_path):
     out = tmp_path / "oasis"
     recipe = "jinaai/jina-code-embeddings-0.5b"  # a recipe whose prefixes depend on the task

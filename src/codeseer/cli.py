@@ -16,7 +16,7 @@ from codeseer.errors import CodeseerError
 from codeseer.eval.commands import eval_command, eval_repo_command
 from codeseer.apps.commands import context_command, docs_command, dupes_command, locate_command, similar_command, stale_docs_command
 from codeseer.serve.commands import mcp_command, serve_command
-from codeseer.models.commands import embed_command, models_command
+from codeseer.models.commands import distill_command, embed_command, models_command
 from codeseer.train.commands import train_command
 from codeseer.data.commands import data_app
 
@@ -53,6 +53,7 @@ def index(
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Embed on a Ray cluster, one model per actor: auto (RAY_ADDRESS or the cluster running here), local (start Ray in this process) or HOST:PORT. Every node needs codeseer installed and the model at the same path.")] = None,
     ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", min=1, help="With --ray: number of actors (default: one per GPU, else one per node using all its CPUs).")] = None,
     ann: Annotated[str, typer.Option("--ann", help="Vector index for large indexes (IVF_PQ, rescored exactly): auto (from 100k chunks, or CODESEER_ANN_MIN_CHUNKS), on, or off (exact search).")] = "auto",
+    fast: Annotated[bool, typer.Option("--fast", help="Use the bundled static model codeseer-code-static: ~10x faster than the default transformer on a CPU, lower quality (see its model card); same as --model codeseer-code-static.")] = False,
 ) -> None:
     """Index PATH: chunk source files with tree-sitter, embed new chunks, update the BM25 index.
 
@@ -75,8 +76,16 @@ def index(
       codeseer index . --rev v2.1 --json   # the tagged release, not the working tree
 
       codeseer index . --ray 10.0.0.5:6379 --ray-actors 8   # embed on a Ray cluster
+
+      codeseer index ~/src/monorepo --fast   # static model: a big tree in minutes
     """
     from codeseer.index.indexer import index_repository, split_root_spec
+    from codeseer.models.embedder import STATIC_MODEL
+
+    if fast:
+        if model is not None and model != STATIC_MODEL:
+            raise CodeseerError(f"--fast uses {STATIC_MODEL}: drop --model {model} or --fast")
+        model = STATIC_MODEL
 
     roots = [split_root_spec(p) for p in paths] if paths else None
     if ray_actors is not None and ray is None:
@@ -166,6 +175,7 @@ app.command("serve")(serve_command)
 app.command("mcp")(mcp_command)
 app.command("models")(models_command)
 app.command("embed")(embed_command)
+app.command("distill")(distill_command)
 app.command("train")(train_command)
 app.add_typer(data_app, name="data")
 

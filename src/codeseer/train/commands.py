@@ -35,7 +35,7 @@ def train_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: the trained sentence-transformers model, training_config.json, train_log.jsonl, checkpoints/.")],
     base: Annotated[Optional[str], typer.Option("--base", "-m", help="Model to start from: a local sentence-transformers/transformers folder or a registry id (default: all-MiniLM-L6-v2, bundled).")] = None,
     recipe: Annotated[Optional[str], typer.Option("--recipe", help="Registry recipe whose per-task prefixes to train with (default: the base's own, if it has one); see `codeseer models`.")] = None,
-    loss: Annotated[str, typer.Option("--loss", help="infonce: in-batch negatives at temperature 0.05; oasis: infonce + an order term keeping graded hard negatives in order (needs --hard-negatives).")] = "infonce",
+    loss: Annotated[str, typer.Option("--loss", help="infonce: in-batch negatives at temperature 0.05; gist: infonce where a frozen copy of the base drops in-batch negatives it scores above the positive (false negatives); oasis: infonce + an order term keeping graded hard negatives in order (needs --hard-negatives).")] = "infonce",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Pairs per step; each query sees the other positives (and negatives) of its batch as negatives, so bigger is better.")] = 32,
     mini_batch_size: Annotated[Optional[int], typer.Option("--mini-batch-size", min=1, help="GradCache: run the model on this many texts at a time, same loss and gradients as the full batch; use it to reach --batch-size 64-512 on a CPU.")] = None,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (linear warm-up, then linear decay).")] = 2e-5,

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from codeseer.errors import CodeseerError
 
-LOSSES = ("infonce", "oasis")
+LOSSES = ("infonce", "gist", "oasis")
 DEFAULT_SCALE = 20.0  # inverse temperature: 1 / 0.05
 DEFAULT_ORDER_WEIGHT = 1.0
 DEFAULT_GRADE_MARGIN = 0.05
@@ -283,6 +283,17 @@ def build_loss(model, loss: str = "infonce", *, mini_batch_size: int | None = No
             base = st_losses.CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=mini_batch_size)
         else:
             base = st_losses.MultipleNegativesRankingLoss(model, scale=scale)
+    elif name == "gist":
+        import copy
+
+        # GISTEmbed (Solatorio, 2024): a frozen copy of the starting model vetoes in-batch negatives it
+        # scores above the positive, i.e. likely false negatives (near-identical helpers across packages)
+        guide = copy.deepcopy(model).eval()
+        for p in guide.parameters():
+            p.requires_grad_(False)
+        cls = st_losses.CachedGISTEmbedLoss if mini_batch_size else st_losses.GISTEmbedLoss
+        extra = {"mini_batch_size": mini_batch_size} if mini_batch_size else {}
+        base = cls(model, guide, temperature=1.0 / scale, **extra)
     elif name == "oasis":
         base = OrderAugmentedLoss(model, scale=scale, order_scale=order_scale, order_weight=order_weight,
                                   grade_margin=grade_margin, mini_batch_size=mini_batch_size)
