@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codeseer.jsonl import iter_jsonl_objects
+
 __all__ = [
     "TASKS",
     "BeirDataset",
@@ -87,25 +89,6 @@ def _check_task(task: Any, where: str) -> str:
     if task not in TASKS:
         raise ValueError(f"{where}: unknown task {task!r}; expected one of {TASKS}")
     return task
-
-
-def _iter_jsonl(path: Path) -> Iterable[tuple[int, dict]]:
-    """Yield ``(line_no, object)``; blank lines are skipped."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{line_no}: invalid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(
-                    f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}"
-                )
-            yield line_no, obj
 
 
 def _require_id(obj: Mapping[str, Any], where: str, keys=("_id",)) -> str:
@@ -219,7 +202,7 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
 
     corpus: dict[str, dict] = {}
     corpus_path = root / "corpus.jsonl"
-    for line_no, obj in _iter_jsonl(corpus_path):
+    for line_no, obj in iter_jsonl_objects(corpus_path):
         where = f"{corpus_path}:{line_no}"
         did = _require_id(obj, where)
         corpus[did] = {
@@ -229,7 +212,7 @@ def load_beir(path: str | Path, split: str = "test") -> BeirDataset:
 
     queries: dict[str, str] = {}
     queries_path = root / "queries.jsonl"
-    for line_no, obj in _iter_jsonl(queries_path):
+    for line_no, obj in iter_jsonl_objects(queries_path):
         where = f"{queries_path}:{line_no}"
         qid = _require_id(obj, where)
         queries[qid] = _as_text(obj.get("text"), where, "text")

@@ -10,7 +10,6 @@ it tells whether chunking and the dense model help over the simplest thing that 
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from codeseer.eval.metrics import evaluate
+from codeseer.jsonl import iter_jsonl_objects
 from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_query, lexical_text
 
 __all__ = [
@@ -61,33 +61,24 @@ def load_repo_queries(path: str | Path) -> list[RepoQuery]:
         raise FileNotFoundError(f"{path}: queries file not found")
     queries: list[RepoQuery] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            qid = obj.get("_id")
-            if qid is None or qid == "" or isinstance(qid, (dict, list, bool)):
-                raise ValueError(f"{where}: missing '_id' (a string or number)")
-            qid = str(qid)
-            if qid in seen:
-                raise ValueError(f"{where}: duplicate _id {qid!r}")
-            text = obj.get("text")
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"{where}: 'text' must be a non-empty string")
-            files = obj.get("files")
-            if not isinstance(files, list) or not files:
-                raise ValueError(f"{where}: 'files' must be a non-empty list of paths relative to the repository")
-            if not all(isinstance(f, str) and normalize_path(f) for f in files):
-                raise ValueError(f"{where}: every entry of 'files' must be a non-empty path string")
-            seen.add(qid)
-            queries.append(RepoQuery(qid, text, tuple(dict.fromkeys(normalize_path(f) for f in files))))
+    for line_no, obj in iter_jsonl_objects(path):
+        where = f"{path}:{line_no}"
+        qid = obj.get("_id")
+        if qid is None or qid == "" or isinstance(qid, (dict, list, bool)):
+            raise ValueError(f"{where}: missing '_id' (a string or number)")
+        qid = str(qid)
+        if qid in seen:
+            raise ValueError(f"{where}: duplicate _id {qid!r}")
+        text = obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: 'text' must be a non-empty string")
+        files = obj.get("files")
+        if not isinstance(files, list) or not files:
+            raise ValueError(f"{where}: 'files' must be a non-empty list of paths relative to the repository")
+        if not all(isinstance(f, str) and normalize_path(f) for f in files):
+            raise ValueError(f"{where}: every entry of 'files' must be a non-empty path string")
+        seen.add(qid)
+        queries.append(RepoQuery(qid, text, tuple(dict.fromkeys(normalize_path(f) for f in files))))
     if not queries:
         raise ValueError(f"{path}: no queries")
     return queries

@@ -1,10 +1,12 @@
 """Distil a transformer into a static (model2vec) model for the ``--fast`` tier.
 
-A static model is one vector per token, averaged: no attention, so it embeds ~10x faster than the
-int8 transformer and ~40x faster than fp32 PyTorch on a laptop CPU (``bench/scale.py``), at a cost
-in quality that ``codeseer eval`` measures. Distillation runs the teacher once over its vocabulary
-(model2vec: PCA to ``pca_dims``, SIF weighting), plus optional extra whole words: frequent code
-identifiers (``isinstance``, ``readlines``) otherwise get the average of their sub-word pieces.
+A static model is one vector per token, averaged: no attention, so it embeds ~13x faster than the
+int8 transformer and ~37x faster than fp32 PyTorch on a laptop CPU (``bench/scale.py``), at a cost
+in quality that ``codeseer eval`` measures. Distillation alone embeds each token out of context
+(model2vec: PCA to ``pca_dims``, SIF weighting) and is weak on code search (cosqa-dev nDCG@10 26);
+:func:`fit_to_teacher` then fits the table on real code and queries (43). Extra whole words
+(``vocabulary``, e.g. :func:`code_vocabulary`) are supported but hurt with BERT tokenisers, whose
+pre-tokeniser splits ``snake_case`` so the added words never match (11.9).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from codeseer.errors import CodeseerError
+from codeseer.jsonl import iter_jsonl_objects
 from codeseer.models.tasks import DEFAULT_TASK, DOCUMENT, QUERY, get_task
 from codeseer.train.losses import (
     DEFAULT_GRADE_MARGIN,
@@ -97,6 +98,13 @@ class TrainConfig:
 
 # -------------------------------------------------------------------------------------- pairs
 
+def _jsonl_rows(path: Path):
+    try:
+        yield from iter_jsonl_objects(path)
+    except ValueError as exc:  # invalid JSON / not an object, already naming path:line
+        raise CodeseerError(str(exc)) from None
+
+
 def load_pairs(paths: str | Path | Sequence[str | Path], *, what: str = "pairs file") -> list[dict]:
     """Read and check JSONL pairs files; any problem is a one-line CodeseerError naming ``file:line``."""
     if isinstance(paths, (str, Path)):
@@ -108,34 +116,25 @@ def load_pairs(paths: str | Path | Sequence[str | Path], *, what: str = "pairs f
         if not path.is_file():
             raise CodeseerError(f"{what} not found: {path}")
         count = 0
-        with path.open(encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{line_no}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CodeseerError(f"{where}: invalid JSON ({exc.msg})") from None
-                if not isinstance(obj, dict):
-                    raise CodeseerError(f"{where}: expected a JSON object with query and positive")
-                for key in ("query", "positive"):
-                    if not isinstance(obj.get(key), str) or not obj[key].strip():
-                        raise CodeseerError(f"{where}: {key!r} must be a non-empty string")
-                try:
-                    obj["task"] = get_task(obj.get("task") or DEFAULT_TASK).name
-                except CodeseerError as exc:
-                    raise CodeseerError(f"{where}: {exc}") from None
-                negatives = obj.get("negatives")
-                if negatives is not None and (not isinstance(negatives, list)
-                                              or not all(isinstance(n, str) for n in negatives)):
-                    raise CodeseerError(f"{where}: 'negatives' must be a list of strings")
-                grades = obj.get("negative_grades")
-                if grades is not None and (not isinstance(grades, list) or len(grades) != len(negatives or [])
-                                           or not all(isinstance(g, (int, float)) for g in grades)):
-                    raise CodeseerError(f"{where}: 'negative_grades' must be a list of numbers, one per negative")
-                pairs.append(obj)
-                count += 1
+        for line_no, obj in _jsonl_rows(path):
+            where = f"{path}:{line_no}"
+            for key in ("query", "positive"):
+                if not isinstance(obj.get(key), str) or not obj[key].strip():
+                    raise CodeseerError(f"{where}: {key!r} must be a non-empty string")
+            try:
+                obj["task"] = get_task(obj.get("task") or DEFAULT_TASK).name
+            except CodeseerError as exc:
+                raise CodeseerError(f"{where}: {exc}") from None
+            negatives = obj.get("negatives")
+            if negatives is not None and (not isinstance(negatives, list)
+                                          or not all(isinstance(n, str) for n in negatives)):
+                raise CodeseerError(f"{where}: 'negatives' must be a list of strings")
+            grades = obj.get("negative_grades")
+            if grades is not None and (not isinstance(grades, list) or len(grades) != len(negatives or [])
+                                       or not all(isinstance(g, (int, float)) for g in grades)):
+                raise CodeseerError(f"{where}: 'negative_grades' must be a list of numbers, one per negative")
+            pairs.append(obj)
+            count += 1
         if count == 0:
             raise CodeseerError(f"{what} is empty: {path}")
     return pairs
