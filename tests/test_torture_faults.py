@@ -426,3 +426,24 @@ def test_repair_of_a_healthy_index_changes_nothing(two_commits, cached_model, ca
     assert "nothing to repair" in err
     assert committed_state(repo / ".codeseer") == before
     print(f"\n[damage] healthy index verified by --repair in {time.perf_counter() - started:.2f}s")
+
+
+def test_a_journal_whose_drop_was_cut_short_is_reset(tmp_path, tiny_model_dir, tiny_embedder):
+    """A kill during drop_journals can leave a journal's manifest without its data files: the next
+    run must start a fresh journal (it is only a cache), not refuse with DamagedIndex."""
+    import pyarrow as pa
+
+    repo = build_repo(tmp_path / "repo", files=6)
+    use = dict(embedder_factory=lambda m: tiny_embedder)
+    first = index_repository(repo, model=str(tiny_model_dir), **use)
+    store = IndexStore(repo / ".codeseer")
+    journal = store.journal(first.model, 32)
+    journal.add(pa.Table.from_pydict({"content_hash": ["h1"], "vector": [[0.0] * 32]}, schema=journal.schema))
+    data = [p for p in (repo / ".codeseer" / "lance").glob("journal_*.lance/data/*") if p.is_file()]
+    assert data
+    for p in data:
+        p.unlink()
+    change_tree(repo, "after-kill")
+    again = index_repository(repo, **use)
+    assert again.chunks > 0 and again.embedded_chunks > 0
+    assert store.journal(first.model, 32).count_rows() == 0  # dropped again after the commit

@@ -793,8 +793,12 @@ class _IndexRun:
                 vectors = self.codec.decode(np.stack(table["vector"].to_numpy(zero_copy_only=False)))
                 known.update(zip(table["content_hash"].to_pylist(), vectors))
         journal = self.store.journal(self.report.model, dim)
-        if journal.count_rows():
-            table = journal.to_arrow()
+        try:
+            table = journal.to_arrow() if journal.count_rows() else None
+        except Exception:  # a drop cut short by a kill can leave the manifest without its data files
+            self.store.reset_journal(self.report.model, dim)
+            table = None
+        if table is not None:
             for digest, vector in zip(table["content_hash"].to_pylist(), table["vector"].to_pylist()):
                 if digest in wanted:
                     known[digest] = np.asarray(vector, dtype=np.float32)

@@ -87,6 +87,12 @@ FILE_SCHEMA = pa.schema(
 )
 
 
+def _journal_name(model: str, dim: int) -> str:
+    import hashlib
+
+    return "journal_" + hashlib.sha1(f"{model}|{dim}".encode()).hexdigest()[:12]
+
+
 def journal_schema(dim: int) -> pa.Schema:
     return pa.schema([("content_hash", pa.string()), ("vector", pa.list_(pa.float32(), dim))])
 
@@ -403,9 +409,7 @@ class IndexStore:
         The journal is only a cache: one a killed run left half-created (a folder without a
         manifest) or unreadable is dropped and started again rather than blocking every later run.
         """
-        import hashlib
-
-        name = "journal_" + hashlib.sha1(f"{model}|{dim}".encode()).hexdigest()[:12]
+        name = _journal_name(model, dim)
         if name in self.table_names():
             try:
                 table = self.db.open_table(name)
@@ -416,6 +420,11 @@ class IndexStore:
                 pass
             self._drop_quietly(name)
         return self.db.create_table(name, schema=journal_schema(dim))
+
+    def reset_journal(self, model: str, dim: int):
+        """Drop the journal of ``model``/``dim`` and start an empty one (it is only a cache)."""
+        self._drop_quietly(_journal_name(model, dim))
+        return self.journal(model, dim)
 
     def journal_vectors(self, model: str, dim: int) -> dict:
         """content hash -> vector from the journal of ``model``/``dim``, as far as it reads."""
