@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
-def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_no, object)`` for each non-blank line; a line that is not a JSON object raises
-    ``ValueError("PATH:LINE: ...")`` and a missing file ``FileNotFoundError``."""
+def iter_jsonl_objects(path: str | Path, error: type[Exception] = ValueError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_no, object)`` for each non-blank line, streaming; a line that is not a JSON object
+    raises ``error("PATH:LINE: ...")`` (a CLI passes CodeseerError) and a missing file ``FileNotFoundError``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
@@ -21,7 +21,7 @@ def iter_jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
+                raise error(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
+                raise error(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
             yield line_no, obj

@@ -45,6 +45,7 @@ from codeseer.data import filters
 from codeseer.data.dedup import Deduper, MinHasher, exact_key, normalise_code
 from codeseer.data.queries import search_query
 from codeseer.errors import CodeseerError
+from codeseer.jsonl import iter_jsonl_objects
 from codeseer.index.languages import STRUCTURAL_LANGUAGES, detect_language
 
 LANGUAGE_ALIASES: dict[str, tuple[str, ...]] = {
@@ -309,24 +310,16 @@ def load_exclusion(paths: Iterable[str | os.PathLike], hasher: MinHasher) -> tup
         if not path.is_file():
             raise CodeseerError(f"--exclude {p}: not a corpus.jsonl file or a BEIR folder holding one")
         try:
-            handle = path.open(encoding="utf-8")
-        except OSError as exc:
-            raise CodeseerError(f"--exclude {p}: cannot read it ({exc.strerror or exc})") from None
-        with handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    doc = json.loads(line)
-                    text = doc["text"]
-                    if not isinstance(text, str):
-                        raise TypeError
-                except (ValueError, KeyError, TypeError):
-                    raise CodeseerError(f"{path}:{lineno}: not a corpus line ({{\"_id\", \"title\", \"text\"}})") from None
+            for lineno, doc in iter_jsonl_objects(path, CodeseerError):
+                text = doc.get("text")
+                if not isinstance(text, str):
+                    raise CodeseerError(f"{path}:{lineno}: not a corpus line ({{\"_id\", \"title\", \"text\"}})")
                 norm = normalise_code(text)
                 if norm:
                     dedup.add(exact_key(norm), hasher.signature(norm), doc.get("_id"))
                     docs += 1
+        except OSError as exc:
+            raise CodeseerError(f"--exclude {p}: cannot read it ({exc.strerror or exc})") from None
     return dedup, docs
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from codeseer.data.filters import split_identifier
 from codeseer.errors import CodeseerError
+from codeseer.jsonl import iter_jsonl_objects
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 MAX_CODE_CHARS = 6000
@@ -110,25 +111,18 @@ def read_functions(pairs_path: str | os.PathLike) -> list[dict[str, Any]]:
         raise CodeseerError(f"no such pairs file: {pairs_path}")
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                pair = json.loads(line)
-                positive = pair["positive"]
-                if not isinstance(positive, str):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                raise CodeseerError(f"{path}:{lineno}: not a pair line (JSON with query and positive)") from None
-            if pair.get("task", "nl2code") != "nl2code" or not positive.strip():
-                continue
-            key = _digest(positive)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append({"positive": positive, "language": pair.get("language", ""),
-                        "source": pair.get("source", ""), "symbol": pair.get("symbol", ""), "_key": key})
+    for lineno, pair in iter_jsonl_objects(path, CodeseerError):
+        positive = pair.get("positive")
+        if not isinstance(positive, str):
+            raise CodeseerError(f"{path}:{lineno}: not a pair line (JSON with query and positive)")
+        if pair.get("task", "nl2code") != "nl2code" or not positive.strip():
+            continue
+        key = _digest(positive)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"positive": positive, "language": pair.get("language", ""),
+                    "source": pair.get("source", ""), "symbol": pair.get("symbol", ""), "_key": key})
     return out
 
 

@@ -796,7 +796,7 @@ class _IndexRun:
         try:
             table = journal.to_arrow() if journal.count_rows() else None
         except Exception:  # a drop cut short by a kill can leave the manifest without its data files
-            self.store.reset_journal(self.report.model, dim)
+            self.store.drop_journal(self.report.model, dim)
             table = None
         if table is not None:
             for digest, vector in zip(table["content_hash"].to_pylist(), table["vector"].to_pylist()):

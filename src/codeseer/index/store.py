@@ -421,10 +421,9 @@ class IndexStore:
             self._drop_quietly(name)
         return self.db.create_table(name, schema=journal_schema(dim))
 
-    def reset_journal(self, model: str, dim: int):
-        """Drop the journal of ``model``/``dim`` and start an empty one (it is only a cache)."""
+    def drop_journal(self, model: str, dim: int) -> None:
+        """Forget the journal of ``model``/``dim`` (it is only a cache); :meth:`journal` starts a new one."""
         self._drop_quietly(_journal_name(model, dim))
-        return self.journal(model, dim)
 
     def journal_vectors(self, model: str, dim: int) -> dict:
         """content hash -> vector from the journal of ``model``/``dim``, as far as it reads."""

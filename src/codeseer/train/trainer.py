@@ -98,13 +98,6 @@ class TrainConfig:
 
 # -------------------------------------------------------------------------------------- pairs
 
-def _jsonl_rows(path: Path):
-    try:
-        yield from iter_jsonl_objects(path)
-    except ValueError as exc:  # invalid JSON / not an object, already naming path:line
-        raise CodeseerError(str(exc)) from None
-
-
 def load_pairs(paths: str | Path | Sequence[str | Path], *, what: str = "pairs file") -> list[dict]:
     """Read and check JSONL pairs files; any problem is a one-line CodeseerError naming ``file:line``."""
     if isinstance(paths, (str, Path)):
@@ -116,7 +109,7 @@ def load_pairs(paths: str | Path | Sequence[str | Path], *, what: str = "pairs f
         if not path.is_file():
             raise CodeseerError(f"{what} not found: {path}")
         count = 0
-        for line_no, obj in _jsonl_rows(path):
+        for line_no, obj in iter_jsonl_objects(path, CodeseerError):
             where = f"{path}:{line_no}"
             for key in ("query", "positive"):
                 if not isinstance(obj.get(key), str) or not obj[key].strip():
