@@ -18,6 +18,7 @@ from torch import nn
 from codeseer.errors import CodeseerError
 from codeseer.train.losses import (
     OrderAugmentedLoss,
+    TeacherDistillLoss,
     build_loss,
     code_tokens,
     edit_similarity,
@@ -206,3 +207,52 @@ def test_teacher_similarity_is_clipped_cosine():
     grades = teacher_similarity(Teacher(), ["p", "p"], [["close", "orth"], ["opposite"]])
     assert grades[0] == pytest.approx([0.8, 0.0], abs=1e-6)
     assert grades[1] == [0.0]
+
+
+def hand_kl(student: list[float], teacher: list[float], scale: float, teacher_scale: float) -> float:
+    ps = [math.exp(scale * s) for s in student]
+    pt = [math.exp(teacher_scale * t) for t in teacher]
+    zs, zt = sum(ps), sum(pt)
+    return sum((b / zt) * (math.log(b / zt) - math.log(a / zs)) for a, b in zip(ps, pt))
+
+
+def test_distill_loss_matches_hand_computation():
+    """InfoNCE plus KL(teacher || student) over the in-batch candidates, teacher vectors looked up by row."""
+    q, pos, neg = (_fixed(3, 5, s) for s in (20, 21, 22))
+    # teacher vectors for 4 rows (the batch is rows 2, 0, 3), two teachers concatenated as sqrt(w) * unit
+    t_cols = [F.normalize(_fixed(4, 4, s), dim=-1) for s in (30, 31, 32)]
+    rows = torch.tensor([2, 0, 3])
+    loss = TeacherDistillLoss(FakeModel(5), t_cols, scale=20.0, teacher_scale=10.0, infonce_weight=1.0,
+                              distill_weight=0.5)
+    value = float(loss([{"x": q}, {"x": pos}, {"x": neg}], rows))
+    infonce = hand_infonce(q, [pos, neg])
+    docs = torch.cat([pos, neg])
+    t_docs = torch.cat([t_cols[1][rows], t_cols[2][rows]])
+    kl = 0.0
+    for i in range(3):
+        student = [float(F.cosine_similarity(q[i], docs[j], dim=0)) for j in range(6)]
+        teacher = [float(t_cols[0][rows[i]] @ t_docs[j]) for j in range(6)]
+        kl += hand_kl(student, teacher, 20.0, 10.0) / 3
+    assert value == pytest.approx(infonce + 0.5 * kl, rel=1e-5)
+    assert loss.last_parts == pytest.approx({"infonce": infonce, "distill": kl}, rel=1e-5)
+    # a student that scores exactly like the teacher (same vectors, same scale) has no KL left
+    same = TeacherDistillLoss(FakeModel(4), t_cols, infonce_weight=0.0)
+    assert float(same([{"x": t_cols[0][rows]}, {"x": t_cols[1][rows]}, {"x": t_cols[2][rows]}], rows)) < 1e-6
+    with pytest.raises(ValueError, match="label"):
+        loss([{"x": q}, {"x": pos}, {"x": neg}], None)
+
+
+def test_ensemble_vectors_dot_is_weighted_mean_of_cosines():
+    from codeseer.train.teachers import ensemble_vectors
+
+    rng = np.random.default_rng(0)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    t1 = [unit(rng.normal(size=(5, 3))) for _ in range(2)]  # teacher 1: (query, positive) columns, dim 3
+    t2 = [unit(rng.normal(size=(5, 7))) for _ in range(2)]  # teacher 2: dim 7
+    q, d = ensemble_vectors([t1, t2], weights=[3, 1])
+    assert q.shape == (5, 10) and d.shape == (5, 10)
+    np.testing.assert_allclose(q @ d.T, 0.75 * t1[0] @ t1[1].T + 0.25 * t2[0] @ t2[1].T, atol=1e-6)
+    equal_q, equal_d = ensemble_vectors([t1, t2])
+    np.testing.assert_allclose(equal_q @ equal_d.T, 0.5 * t1[0] @ t1[1].T + 0.5 * t2[0] @ t2[1].T, atol=1e-6)
+    with pytest.raises(ValueError):
+        ensemble_vectors([t1, t2], weights=[1])

@@ -197,6 +197,37 @@ def test_oasis_with_bm25_negatives_and_prefixes(tiny_bert, pairs_file, tmp_path)
     assert (out / "model.safetensors").is_file()
 
 
+def test_distill_from_a_teacher_ensemble_trains_and_resumes_without_encoding_again(tiny_bert, pairs_file, tmp_path):
+    from codeseer.models.testing import build_bert
+    from codeseer.train.teachers import TEACHER_FILE
+
+    other = build_bert(tmp_path / "other-teacher", seed=3, st_pooling="cls")
+    out = tmp_path / "distill"
+    said: list[str] = []
+    report = train(str(tiny_bert), pairs_file, out, loss="distill", teachers=["base", str(other)], hard_negatives=1,
+                   max_steps=12, save_every=6, eval_every=0, dev_dataset=False, mini_batch_size=4,
+                   echo=said.append, **COMMON)
+    assert report["config"]["teachers"] == ["base", str(other)] and report["last_loss"] < report["first_loss"]
+    assert report["negatives"]["teacher"]["dim"] == 64  # two 32-d teachers side by side
+    assert sum("encoding" in line for line in said) == 2
+    with np.load(out / TEACHER_FILE) as saved:  # one row per pair for the query, positive and negative columns
+        assert [saved[f"col{c}"].shape for c in range(3)] == [(64, 64)] * 3
+        # each teacher's half is a unit vector scaled by sqrt(1/2), so rows have norm 1
+        np.testing.assert_allclose(np.linalg.norm(saved["col1"], axis=1), 1.0, atol=1e-5)
+    said.clear()
+    again = train(str(tiny_bert), pairs_file, out, loss="distill", teachers=["base", str(other)], hard_negatives=1,
+                  max_steps=18, eval_every=0, dev_dataset=False, mini_batch_size=4, resume=True, echo=said.append,
+                  **COMMON)
+    assert again["global_step"] == 18 and again["negatives"]["teacher"]["reused"].endswith(TEACHER_FILE)
+    assert not any("encoding" in line for line in said)
+    with pytest.raises(CodeseerError, match="--teacher"):
+        train(str(tiny_bert), pairs_file, tmp_path / "no-teacher", loss="distill", max_steps=1, eval_every=0,
+              dev_dataset=False, **COMMON)
+    with pytest.raises(CodeseerError, match="distill only"):
+        train(str(tiny_bert), pairs_file, tmp_path / "teacher-infonce", teachers=["base"], max_steps=1,
+              eval_every=0, dev_dataset=False, **COMMON)
+
+
 def test_prepare_rows_applies_task_prefixes():
     from codeseer.models.registry import get_recipe
 

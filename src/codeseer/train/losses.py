@@ -13,6 +13,10 @@ plug into :class:`~sentence_transformers.SentenceTransformerTrainer` and into ea
 * **Order-augmented** (:class:`OrderAugmentedLoss`, after OASIS, Kwaipilot, arXiv 2503.08161):
   InfoNCE plus a CoSENT-style ranking term (Su 2022; Huang et al. TASLP 2024) that keeps graded hard
   negatives in the order of their similarity to the positive.
+* **Teacher distillation** (:class:`TeacherDistillLoss`): InfoNCE plus the KL divergence from one or
+  more teachers' in-batch score distributions (listwise distillation, as in RocketQAv2 and the
+  distilled MiniLM/E5/GTE students), so the student learns the teachers' graded view of every
+  in-batch document instead of a single one-hot positive.
 
 Graded labels for the order term come from :func:`edit_similarity` (token-level Levenshtein ratio,
 no model needed) or :func:`teacher_similarity` (a teacher model's cosine).
@@ -32,7 +36,7 @@ from torch import Tensor, nn
 
 from codeseer.errors import CodeseerError
 
-LOSSES = ("infonce", "gist", "oasis")
+LOSSES = ("infonce", "gist", "oasis", "distill")
 DEFAULT_SCALE = 20.0  # inverse temperature: 1 / 0.05
 DEFAULT_ORDER_WEIGHT = 1.0
 DEFAULT_GRADE_MARGIN = 0.05
@@ -40,6 +44,7 @@ DEFAULT_GRADE_MARGIN = 0.05
 __all__ = [
     "LOSSES",
     "OrderAugmentedLoss",
+    "TeacherDistillLoss",
     "build_loss",
     "code_tokens",
     "edit_similarity",
@@ -162,7 +167,39 @@ def _infonce(queries: Tensor, docs: Sequence[Tensor], scale: float) -> Tensor:
     return nn.functional.cross_entropy(logits, target)
 
 
-class OrderAugmentedLoss(CachedLossMixin, nn.Module):
+class _EmbeddingLoss(CachedLossMixin, nn.Module):
+    """A loss defined on the columns' embeddings (``compute_loss_from_embeddings``), run either on the
+    whole batch at once or, with ``mini_batch_size``, through GradCache (as
+    ``CachedMultipleNegativesRankingLoss``): the batch is embedded in chunks without gradients, the loss
+    gradient w.r.t. the embeddings is cached, and chunks are re-embedded with gradients, so memory
+    follows ``mini_batch_size``, not the batch."""
+
+    def __init__(self, model, mini_batch_size: int | None, show_progress_bar: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.mini_batch_size = mini_batch_size or 0
+        self.uses_gradient_cache = mini_batch_size is not None and mini_batch_size > 0
+        self.show_progress_bar = show_progress_bar
+        self.last_parts: dict[str, float] = {}
+
+    def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        if self.uses_gradient_cache:
+            return self.forward_cached(list(sentence_features), labels)
+        return self.compute_loss_from_embeddings(embed_columns(self.model, sentence_features), labels)
+
+    def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None = None, *,
+                       with_backward: bool = False) -> Tensor:
+        loss = self.compute_loss_from_embeddings([torch.cat(r) for r in reps], labels)
+        if with_backward:
+            loss.backward()
+            loss = loss.detach()
+        return loss
+
+
+class OrderAugmentedLoss(_EmbeddingLoss):
     """InfoNCE over (query, positive, k graded hard negatives, in-batch negatives) plus an order term.
 
     Inputs: columns ``(anchor, positive, negative_1, ..., negative_k)``; labels ``(batch, k)``, the
@@ -190,20 +227,15 @@ class OrderAugmentedLoss(CachedLossMixin, nn.Module):
     def __init__(self, model, *, scale: float = DEFAULT_SCALE, order_scale: float = DEFAULT_SCALE,
                  order_weight: float = DEFAULT_ORDER_WEIGHT, grade_margin: float = DEFAULT_GRADE_MARGIN,
                  mini_batch_size: int | None = None, show_progress_bar: bool = False) -> None:
-        super().__init__()
+        super().__init__(model, mini_batch_size, show_progress_bar)
         if scale <= 0 or order_scale <= 0:
             raise ValueError("scale and order_scale must be positive")
         if order_weight < 0:
             raise ValueError("order_weight must be >= 0")
-        self.model = model
         self.scale = scale
         self.order_scale = order_scale
         self.order_weight = order_weight
         self.grade_margin = grade_margin
-        self.mini_batch_size = mini_batch_size or 0
-        self.uses_gradient_cache = mini_batch_size is not None and mini_batch_size > 0
-        self.show_progress_bar = show_progress_bar
-        self.last_parts: dict[str, float] = {}
 
     # -- the loss from embeddings (both paths) ---------------------------------------------------
     def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None) -> Tensor:
@@ -232,23 +264,6 @@ class OrderAugmentedLoss(CachedLossMixin, nn.Module):
                 raise ValueError(f"OrderAugmentedLoss: expected {k} grades per row (one per negative), got {neg.shape[1]}")
         return torch.cat([torch.ones(batch, 1, device=device), neg], dim=1)
 
-    # -- plain path --------------------------------------------------------------------------------
-    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
-        if self.uses_gradient_cache:
-            return self.forward_cached(list(sentence_features), labels)
-        embeddings = embed_columns(self.model, sentence_features)
-        return self.compute_loss_from_embeddings(embeddings, labels)
-
-    # -- GradCache path ----------------------------------------------------------------------------
-    def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None = None, *,
-                       with_backward: bool = False) -> Tensor:
-        embeddings = [torch.cat(r) for r in reps]
-        loss = self.compute_loss_from_embeddings(embeddings, labels)
-        if with_backward:
-            loss.backward()
-            loss = loss.detach()
-        return loss
-
     def get_config_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "order_scale": self.order_scale, "order_weight": self.order_weight,
                 "grade_margin": self.grade_margin, "mini_batch_size": self.mini_batch_size or None}
@@ -267,14 +282,85 @@ class OrderAugmentedLoss(CachedLossMixin, nn.Module):
 """
 
 
+# -------------------------------------------------------------------------------- distillation
+
+def distill_term(student: Tensor, teacher: Tensor, *, scale: float = DEFAULT_SCALE,
+                 teacher_scale: float = DEFAULT_SCALE) -> Tensor:
+    """Row-wise KL(teacher || student) between softmax distributions over the same candidates.
+
+    ``student`` and ``teacher`` are ``(rows, candidates)`` cosines; each row becomes
+    ``softmax(scale * s)`` and ``softmax(teacher_scale * t)``; the result is the mean over rows of
+    ``sum_c p_t(c) * (log p_t(c) - log p_s(c))`` (0 when the two rank and space the candidates alike).
+    """
+    log_s = torch.log_softmax(scale * student.float(), dim=1)
+    log_t = torch.log_softmax(teacher_scale * teacher.to(student.device, torch.float32), dim=1)
+    return (log_t.exp() * (log_t - log_s)).sum(dim=1).mean()
+
+
+class TeacherDistillLoss(_EmbeddingLoss):
+    """InfoNCE plus listwise distillation of teachers' in-batch scores.
+
+    Inputs: columns ``(anchor, positive, negative_1, ..., negative_k)``; labels: each row's index into
+    ``teacher_vectors``, a list with one ``(rows, D_t)`` tensor per column holding the teachers'
+    vectors of that column's texts, already normalised and concatenated as ``sqrt(w_t) * v_t`` so that
+    a dot product is the weighted mean of the teachers' cosines. With ``S = cos(q_i, d_j)`` over every
+    document of the batch (as InfoNCE sees them) and ``T`` the teachers' same matrix::
+
+        loss = infonce_weight * CE(scale * S, positives) + distill_weight * KL(softmax(T) || softmax(S))
+
+    The KL term keeps near-misses and false in-batch negatives where the teachers put them, which a
+    one-hot target cannot: on narrow mined data plain InfoNCE made all-MiniLM-L6-v2 forget (README,
+    Train). GradCache (``mini_batch_size``) and ``MatryoshkaLoss`` work as for the other losses.
+    """
+
+    def __init__(self, model, teacher_vectors: Sequence[Tensor], *, scale: float = DEFAULT_SCALE,
+                 teacher_scale: float = DEFAULT_SCALE, infonce_weight: float = 1.0, distill_weight: float = 1.0,
+                 mini_batch_size: int | None = None, show_progress_bar: bool = False) -> None:
+        super().__init__(model, mini_batch_size, show_progress_bar)
+        if scale <= 0 or teacher_scale <= 0:
+            raise ValueError("scale and teacher_scale must be positive")
+        if infonce_weight < 0 or distill_weight < 0 or infonce_weight + distill_weight == 0:
+            raise ValueError("the loss weights must be >= 0 and not both 0")
+        if len(teacher_vectors) < 2 or len({int(t.shape[0]) for t in teacher_vectors}) != 1:
+            raise ValueError("teacher_vectors: one tensor per column (anchor, positive, ...), all with one row per example")
+        self.teacher_vectors = [torch.as_tensor(t, dtype=torch.float32) for t in teacher_vectors]
+        self.scale = scale
+        self.teacher_scale = teacher_scale
+        self.infonce_weight = infonce_weight
+        self.distill_weight = distill_weight
+
+    def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None) -> Tensor:
+        if labels is None or len(embeddings) != len(self.teacher_vectors):
+            raise ValueError("TeacherDistillLoss needs each row's index as its label and one teacher tensor per column")
+        rows = torch.as_tensor(labels).reshape(-1).long().cpu()
+        q = nn.functional.normalize(embeddings[0].float(), dim=-1)
+        d = nn.functional.normalize(torch.cat([e.float() for e in embeddings[1:]], dim=0), dim=-1)
+        student = q @ d.T
+        tq = self.teacher_vectors[0][rows]
+        td = torch.cat([t[rows] for t in self.teacher_vectors[1:]], dim=0)
+        teacher = tq @ td.T
+        target = torch.arange(q.shape[0], device=q.device)
+        infonce = nn.functional.cross_entropy(self.scale * student, target)
+        distill = distill_term(student, teacher, scale=self.scale, teacher_scale=self.teacher_scale)
+        self.last_parts = {"infonce": float(infonce.detach()), "distill": float(distill.detach())}
+        return self.infonce_weight * infonce + self.distill_weight * distill
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "teacher_scale": self.teacher_scale, "infonce_weight": self.infonce_weight,
+                "distill_weight": self.distill_weight, "mini_batch_size": self.mini_batch_size or None,
+                "teacher_dim": int(self.teacher_vectors[0].shape[1])}
+
+
 # ------------------------------------------------------------------------------------- factory
 
 def build_loss(model, loss: str = "infonce", *, mini_batch_size: int | None = None,
                matryoshka_dims: Sequence[int] | None = None, scale: float = DEFAULT_SCALE,
                order_weight: float = DEFAULT_ORDER_WEIGHT, order_scale: float = DEFAULT_SCALE,
-               grade_margin: float = DEFAULT_GRADE_MARGIN) -> nn.Module:
-    """The training loss: InfoNCE (cached when ``mini_batch_size``) or OASIS, under Matryoshka when
-    ``matryoshka_dims`` is given (dims above the model's width are an error)."""
+               grade_margin: float = DEFAULT_GRADE_MARGIN, teacher_vectors: Sequence[Tensor] | None = None,
+               distill_weight: float = 1.0) -> nn.Module:
+    """The training loss: InfoNCE (cached when ``mini_batch_size``), GISTEmbed, OASIS or teacher
+    distillation (``teacher_vectors``), under Matryoshka when ``matryoshka_dims`` is given (dims
+    above the model's width are an error)."""
     from sentence_transformers.sentence_transformer import losses as st_losses
 
     name = (loss or "").strip().lower()
@@ -297,6 +383,11 @@ def build_loss(model, loss: str = "infonce", *, mini_batch_size: int | None = No
     elif name == "oasis":
         base = OrderAugmentedLoss(model, scale=scale, order_scale=order_scale, order_weight=order_weight,
                                   grade_margin=grade_margin, mini_batch_size=mini_batch_size)
+    elif name == "distill":
+        if not teacher_vectors:
+            raise CodeseerError("--loss distill needs teacher vectors: pass --teacher MODEL")
+        base = TeacherDistillLoss(model, teacher_vectors, scale=scale, teacher_scale=scale,
+                                  distill_weight=distill_weight, mini_batch_size=mini_batch_size)
     else:
         raise CodeseerError(f"unknown loss {loss!r}: choose {' or '.join(LOSSES)}")
     if matryoshka_dims:

@@ -40,6 +40,7 @@ from codeseer.train.losses import (
     teacher_similarity,
 )
 from codeseer.train.negatives import DEFAULT_MARGIN, SOURCES, mine_hard_negatives, normalise
+from codeseer.train.teachers import load_or_encode
 
 DEV_ENV = "CODESEER_DEV_DATASET"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -94,6 +95,8 @@ class TrainConfig:
     kinds: list[str] | None = None
     max_pairs: int | None = None
     merge_base: float = 1.0
+    teachers: list[str] | None = None
+    distill_weight: float = 1.0
 
 
 # -------------------------------------------------------------------------------------- pairs
@@ -196,11 +199,11 @@ def _load_model(base: str | None, recipe_name: str | None, max_seq_length: int, 
     import torch
 
     from codeseer.models.backends import local_folder
-    from codeseer.models.embedder import resolve_model
+    from codeseer.models.embedder import MINILM_MODEL, resolve_model
     from codeseer.models.registry import find_recipe, get_recipe
 
-    try:
-        resolved = resolve_model(base)
+    try:  # the recipe starts from all-MiniLM-L6-v2, not from the default model it produced
+        resolved = resolve_model(base or MINILM_MODEL)
         folder = local_folder(resolved.location)
     except CodeseerError as exc:
         raise CodeseerError(f"base model not found: {base} ({exc})") from None
@@ -419,6 +422,7 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
           grade_margin: float = DEFAULT_GRADE_MARGIN, freeze_layers: int = 0,
           mix_general: str | Path | Sequence[str | Path] | None = None, mix_fraction: float = 0.2,
           kinds: Sequence[str] | None = None, max_pairs: int | None = None, merge_base: float = 1.0,
+          teachers: Sequence[str] | None = None, distill_weight: float = 1.0,
           eval_every: int = 200, save_every: int | None = None, save_total_limit: int = 2, log_every: int = 10,
           dev_dataset: str | Path | None | bool = None, dev_max_docs: int | None = 2000,
           dev_max_queries: int | None = None, eval_at_start: bool = True, seed: int = 0, resume: bool = False,
@@ -433,6 +437,8 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
     ``merge_base``: WiSE-FT weight-space ensemble at the end, ``merge_base * trained + (1 - merge_base) * base``
     (1.0: the trained weights as they are): fine-tuning on narrow data forgets, and the average keeps
     most of the gain on the new data with the base's robustness elsewhere (Wortsman et al., 2022).
+    ``teachers`` (with ``loss="distill"``): models whose in-batch scores the student learns, as an
+    equal-weight ensemble; ``"base"`` names the base model itself (the usual guard against forgetting).
     ``resume``: continue from the newest checkpoint in ``out_dir/checkpoints`` (the mined pairs are
     read back from ``out_dir/train_pairs.jsonl`` so the data order is the same).
     """
@@ -458,6 +464,13 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
         raise CodeseerError("--merge-base must be in (0, 1]")
     if not 0 <= mix_fraction < 1:
         raise CodeseerError("--mix-fraction must be in [0, 1)")
+    teachers = [t.strip() for t in teachers or [] if t.strip()]
+    if loss == "distill" and not teachers:
+        raise CodeseerError("--loss distill needs at least one --teacher MODEL (or 'base')")
+    if teachers and loss != "distill":
+        raise CodeseerError("--teacher is used by --loss distill only")
+    if distill_weight < 0:
+        raise CodeseerError("--distill-weight must be >= 0")
     paths = [str(pairs_path)] if isinstance(pairs_path, (str, Path)) else [str(p) for p in pairs_path]
     general_paths = ([] if mix_general is None else [str(mix_general)] if isinstance(mix_general, (str, Path))
                      else [str(p) for p in mix_general])
@@ -547,11 +560,18 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
     from datasets import Dataset
 
     columns = prepare_rows(rows, recipe_obj, k)
+    teacher_tensors = None
+    if loss == "distill":
+        vectors, mined_note["teacher"] = load_or_encode(out, rows, k, teachers, base=resolved.location,
+                                                        max_seq_length=max_seq_length, progress=progress, echo=say)
+        teacher_tensors = [torch.from_numpy(v) for v in vectors]
+        columns["label"] = list(range(len(rows)))  # the loss looks each row's teacher vectors up by index
     dataset = Dataset.from_dict(columns)
 
     # -- loss, dev evaluator, arguments --------------------------------------------------------
     loss_module = build_loss(model, loss, mini_batch_size=mini_batch_size, matryoshka_dims=matryoshka_dims,
-                             scale=scale, order_weight=order_weight, grade_margin=grade_margin)
+                             scale=scale, order_weight=order_weight, grade_margin=grade_margin,
+                             teacher_vectors=teacher_tensors, distill_weight=distill_weight)
     evaluator, dev_info = None, None
     dev_path = default_dev_dataset() if dev_dataset is None else (None if dev_dataset is False else Path(dev_dataset))
     if not eval_every or eval_every < 0:
@@ -653,7 +673,7 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
         save_total_limit=save_total_limit, log_every=log_every, dev_dataset=str(dev_path) if dev_path else None,
         dev_max_docs=dev_max_docs, dev_max_queries=dev_max_queries, eval_at_start=eval_at_start, seed=seed,
         resume=resume, pairs=paths, kinds=sorted({k.strip() for k in kinds}) if kinds else None,
-        max_pairs=max_pairs, merge_base=merge_base,
+        max_pairs=max_pairs, merge_base=merge_base, teachers=teachers or None, distill_weight=distill_weight,
     )
     counts = {
         "pairs": len(pairs), "general_pairs": n_general, "train_rows": len(dataset), "negatives_per_row": k,
