@@ -157,14 +157,23 @@ def order_term(scores: Tensor, grades: Tensor, *, scale: float = DEFAULT_SCALE,
     return torch.logsumexp(torch.cat([zero, diff], dim=1), dim=1).mean()
 
 
+def _in_batch_cosines(queries: Tensor, docs: Sequence[Tensor]) -> Tensor:
+    """``cos(q_i, d)`` for every document in the batch: all positives, then every column of hard negatives."""
+    q = nn.functional.normalize(queries.float(), dim=-1)
+    d = nn.functional.normalize(torch.cat(list(docs), dim=0).float(), dim=-1)
+    return q @ d.T
+
+
+def _infonce_from_cosines(cosines: Tensor, scale: float) -> Tensor:
+    """Cross-entropy of ``scale * cosines`` per row, the target being row ``i``'s positive (column ``i``)."""
+    target = torch.arange(cosines.shape[0], device=cosines.device)
+    return nn.functional.cross_entropy(scale * cosines, target)
+
+
 def _infonce(queries: Tensor, docs: Sequence[Tensor], scale: float) -> Tensor:
     """MultipleNegativesRankingLoss: cross-entropy of ``scale * cos(q_i, d)`` over every document in the
     batch (all positives, then every column of hard negatives), the target being ``q_i``'s positive."""
-    q = nn.functional.normalize(queries.float(), dim=-1)
-    d = nn.functional.normalize(torch.cat(list(docs), dim=0).float(), dim=-1)
-    logits = scale * q @ d.T
-    target = torch.arange(q.shape[0], device=q.device)
-    return nn.functional.cross_entropy(logits, target)
+    return _infonce_from_cosines(_in_batch_cosines(queries, docs), scale)
 
 
 class _EmbeddingLoss(CachedLossMixin, nn.Module):
@@ -333,14 +342,11 @@ class TeacherDistillLoss(_EmbeddingLoss):
         if labels is None or len(embeddings) != len(self.teacher_vectors):
             raise ValueError("TeacherDistillLoss needs each row's index as its label and one teacher tensor per column")
         rows = torch.as_tensor(labels).reshape(-1).long().cpu()
-        q = nn.functional.normalize(embeddings[0].float(), dim=-1)
-        d = nn.functional.normalize(torch.cat([e.float() for e in embeddings[1:]], dim=0), dim=-1)
-        student = q @ d.T
+        student = _in_batch_cosines(embeddings[0], embeddings[1:])
         tq = self.teacher_vectors[0][rows]
         td = torch.cat([t[rows] for t in self.teacher_vectors[1:]], dim=0)
         teacher = tq @ td.T
-        target = torch.arange(q.shape[0], device=q.device)
-        infonce = nn.functional.cross_entropy(self.scale * student, target)
+        infonce = _infonce_from_cosines(student, self.scale)
         distill = distill_term(student, teacher, scale=self.scale, teacher_scale=self.teacher_scale)
         self.last_parts = {"infonce": float(infonce.detach()), "distill": float(distill.detach())}
         return self.infonce_weight * infonce + self.distill_weight * distill

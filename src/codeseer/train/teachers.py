@@ -35,12 +35,11 @@ def column_texts(rows: Sequence[dict], negatives: int) -> list[tuple[str, list[t
 
 
 def _encode_column(embedder, role: str, items: list[tuple[str, str]], bar) -> np.ndarray:
-    """One column with the teacher's own prefix for each row's task (none where it has no recipe)."""
+    """One column with the teacher's own prefix for each row's task (none where it has no recipe);
+    the Embedder's vectors are already unit length."""
     recipe = embedder.recipe
     texts = [(recipe.prefix(task, role) if recipe else "") + text for task, text in items]
-    vectors = embedder.encode_documents(texts, on_slab=None if bar is None else lambda _at, v: bar.update(len(v)))
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return embedder.encode_documents(texts, on_slab=None if bar is None else lambda _at, v: bar.update(len(v)))
 
 
 def ensemble_vectors(per_teacher: Sequence[Sequence[np.ndarray]], weights: Sequence[float] | None = None) -> list[np.ndarray]:
@@ -77,6 +76,7 @@ def load_or_encode(out_dir: Path, rows: Sequence[dict], negatives: int, teachers
     from codeseer.models.embedder import Embedder, native_bf16
 
     cols = column_texts(rows, negatives)
+    n_texts = sum(len(items) for _role, items in cols)
     per_teacher: list[list[np.ndarray]] = []
     seconds: dict[str, float] = {}
     for name in names:
@@ -86,13 +86,13 @@ def load_or_encode(out_dir: Path, rows: Sequence[dict], negatives: int, teachers
                                 query_prefix="", document_prefix="")
         except CodeseerError as exc:
             raise CodeseerError(f"--teacher {name}: {exc}") from None
-        say(f"teacher {embedder.name}: encoding {sum(len(c[1]) for c in cols)} texts"
+        say(f"teacher {embedder.name}: encoding {n_texts} texts"
             f"{' (bf16)' if embedder.bf16 else ''} ...")
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=sum(len(c[1]) for c in cols), desc=f"teacher {embedder.name}", unit="text")
+            bar = tqdm(total=n_texts, desc=f"teacher {embedder.name}", unit="text")
         try:
             per_teacher.append([_encode_column(embedder, role, items, bar) for role, items in cols])
         finally:
