@@ -16,10 +16,18 @@ def qwen(tmp_path_factory):
     return testing.build_qwen2(tmp_path_factory.mktemp("cli-qwen") / "qwen", padding_side="left")
 
 
-def test_models_json_lists_every_recipe_with_all_fields():
+def test_models_json_lists_offline_models_and_every_recipe_with_all_fields():
     result = run_cli("models", "--json")
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    payload = json.loads(result.stdout)
+    offline = {m["name"]: m for m in payload["offline"]}
+    assert list(offline) == ["codeseer-code-mini", "codeseer-code-static", "sentence-transformers/all-MiniLM-L6-v2"]
+    assert [m["name"] for m in offline.values() if m["default"]] == ["codeseer-code-mini"]
+    mini, static = offline["codeseer-code-mini"], offline["codeseer-code-static"]
+    assert mini["installed"] and mini["dim"] == 384 and mini["max_seq_length"] == 128
+    assert 20 < mini["size_mb"] < 60 and 10 < static["size_mb"] < 40  # float16 weights, not fp32
+    assert static["dim"] == 384 and "--fast" in static["role"]
+    rows = payload["recipes"]
     ids = {r["hub_id"] for r in rows}
     assert {"jinaai/jina-code-embeddings-0.5b", "nomic-ai/CodeRankEmbed", "minishlab/potion-code-16M"} <= ids
     jina = next(r for r in rows if r["hub_id"] == "jinaai/jina-code-embeddings-1.5b")

@@ -26,11 +26,13 @@ PREVIEW_TEXT = 60
 
 
 def models_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Print every recipe with all its fields as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"offline": [...], "recipes": [...]} with every field.')] = False,
 ) -> None:
-    """List the code embedding models codeseer has recipes for.
+    """List the models that work offline, then the code embedding models codeseer has recipes for.
 
-    A recipe says how to run a model: family, pooling, dimensions (and Matryoshka ones), maximum
+    Offline models ship inside codeseer (codeseer-code-mini, the default; codeseer-code-static, the
+    --fast tier) or come with it (all-MiniLM-L6-v2): `--model NAME` uses them with no download.
+    A recipe says how to run a hub model: family, pooling, dimensions (and Matryoshka ones), maximum
     length, per-task prefixes, remote code and licence. Use one with `codeseer embed --model HUB_ID`,
     or on a local mirror of the weights with `--model ./folder --recipe HUB_ID`.
 
@@ -38,12 +40,27 @@ def models_command(
 
       codeseer models
 
-      codeseer models --json
+      codeseer models --json | jq '.offline[] | select(.default) | .name'
     """
+    from codeseer.models.embedder import offline_models
+
+    offline = offline_models()
     recipes = all_recipes()
     if as_json:
-        sys.stdout.write(json.dumps([r.to_dict() for r in recipes], indent=2) + "\n")
+        payload = {"offline": offline, "recipes": [r.to_dict() for r in recipes]}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
+    local = Table(title="offline models (no download)", show_lines=False)
+    for col in ("model", "use", "dim", "max len", "size"):
+        local.add_column(col, overflow="fold", no_wrap=col == "model")
+    for m in offline:
+        name = f"[bold]{m['name']}[/] (default)" if m["default"] else m["name"]
+        if not m["installed"]:
+            local.add_row(name, f"[red]missing: reinstall codeseer[/] - {m['role']}", "-", "-", "-")
+            continue
+        size = f"{m['size_mb']:.0f} MB" if m["size_mb"] else "-"
+        local.add_row(name, m["role"], str(m["dim"]), str(m["max_seq_length"] or "-"), size)
+    out.print(local)
     table = Table(title="code embedding models (codeseer recipes)", show_lines=False)
     table.add_column("model", no_wrap=True)
     for col in ("family", "pooling", "dim", "matryoshka", "max len", "prompts", "remote code", "licence"):
