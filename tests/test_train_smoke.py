@@ -141,6 +141,28 @@ def test_train_resume_reload(tiny_bert, pairs_file, tmp_path):
     assert "checkpoint-36" in {p.name for p in (out / "checkpoints").iterdir()}
 
 
+def test_dev_subset_does_not_follow_the_run_seed(tiny_bert, pairs_file, tmp_path, monkeypatch):
+    """Runs with different --seed must be scored on the same dev documents, or their curves are not comparable."""
+    from codeseer.train import trainer
+
+    dev = tiny_beir(tmp_path / "dev")
+    build = trainer.build_dev_evaluator
+    sampled = {seed: set(build(dev, None, max_docs=10, max_queries=None, seed=seed)[0].corpus) for seed in (0, 1, 2)}
+    assert sampled[1] != sampled[2] and all(len(s) == 10 for s in sampled.values())  # the sample depends on its seed
+    used = []
+
+    def spy(*args, **kwargs):
+        evaluator, info = build(*args, **kwargs)
+        used.append(set(evaluator.corpus))
+        return evaluator, info
+
+    monkeypatch.setattr(trainer, "build_dev_evaluator", spy)
+    for seed in (1, 2):
+        train(str(tiny_bert), pairs_file, tmp_path / f"seed{seed}", max_steps=1, eval_every=1, dev_dataset=dev,
+              dev_max_docs=10, seed=seed, **COMMON)
+    assert used == [sampled[0], sampled[0]]  # ... but train() always draws it with the fixed one
+
+
 def test_kinds_max_pairs_and_merge_with_base(tiny_bert, tmp_path):
     import torch
     from sentence_transformers import SentenceTransformer

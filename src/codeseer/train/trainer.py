@@ -270,8 +270,11 @@ def default_dev_dataset() -> Path | None:
     return DEFAULT_DEV if DEFAULT_DEV.is_dir() else None
 
 
-def build_dev_evaluator(path: str | Path, recipe, *, max_docs: int | None, max_queries: int | None, seed: int,
-                        batch_size: int = 64):
+DEV_SAMPLE_SEED = 0  # fixed, not the run's --seed: runs with different seeds must be scored on one subset
+
+
+def build_dev_evaluator(path: str | Path, recipe, *, max_docs: int | None, max_queries: int | None,
+                        seed: int = DEV_SAMPLE_SEED, batch_size: int = 64):
     """An InformationRetrievalEvaluator on a BEIR folder; the corpus is subsampled to ``max_docs``
     documents, always keeping every document relevant to a kept query."""
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
@@ -578,7 +581,7 @@ def train(base: str | None, pairs_path: str | Path | Sequence[str | Path], out_d
         dev_path = None
     if dev_path is not None:
         evaluator, dev_info = build_dev_evaluator(dev_path, recipe_obj, max_docs=dev_max_docs,
-                                                  max_queries=dev_max_queries, seed=seed)
+                                                  max_queries=dev_max_queries)
 
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
