@@ -149,14 +149,24 @@ def _has_static_layout(path: Path) -> bool:
 
 
 def pick_max_length(explicit: int | None, recipe_max: int | None, info: FolderInfo, tokenizer=None) -> int:
+    """The input limit a transformer folder runs at; without a loaded ``tokenizer`` its limit is read
+    from ``tokenizer_config.json`` (listing models should not load tokenizers)."""
     for value in (explicit, recipe_max, info.st_max_seq_length):
         if value:
             return int(value)
-    tok_max = getattr(tokenizer, "model_max_length", None)
+    if tokenizer is None:
+        tok_max = _read_json(info.path / "tokenizer_config.json").get("model_max_length")
+    else:
+        tok_max = getattr(tokenizer, "model_max_length", None)
     if tok_max and tok_max < 1_000_000:
         return int(tok_max)
     pos = info.config.get("max_position_embeddings") or info.config.get("n_positions")
     return int(pos) if pos else 512
+
+
+def static_max_length(config: dict) -> int:
+    """model2vec's truncation: its config's ``max_length``, 512 tokens where it gives none."""
+    return config.get("max_length", 512)
 
 
 class TokenBatcher:
@@ -482,7 +492,7 @@ class StaticEncoder:
         tokens = [t for t, _ in sorted(self.tokenizer.get_vocab().items(), key=lambda x: x[1])]
         self.median_token_length = int(np.median([len(t) for t in tokens]))
         self.unk_token_id = _unk_id(self.tokenizer)
-        self.max_length = self.max_seq_length = max_seq_length if max_seq_length else config.get("max_length", 512)
+        self.max_length = self.max_seq_length = max_seq_length if max_seq_length else static_max_length(config)
         if self.max_length:
             self.tokenizer.enable_truncation(self.max_length)
         self.dim = int(self.embedding.shape[1])

@@ -136,36 +136,29 @@ OFFLINE_ROLES = {
 }
 
 
-def _max_length(folder: Path, config: dict) -> int | None:
-    """Where each format keeps its input limit: sentence-transformers, then the tokenizer, then model2vec."""
-    for file, key in (("sentence_bert_config.json", "max_seq_length"), ("tokenizer_config.json", "model_max_length")):
-        path = folder / file
-        if path.is_file():
-            value = json.loads(path.read_text(encoding="utf-8")).get(key)
-            if isinstance(value, int) and value < 1_000_000:
-                return value
-    return config.get("max_length")
-
-
 def offline_models() -> list[dict]:
     """The models that work with no download: the bundled ones and all-MiniLM-L6-v2 (a dependency).
 
-    Read from the folders themselves (width, length, size on disk), so the list cannot drift from
-    what is installed; a model whose files are missing is listed with ``"installed": false``.
+    Read from the folders themselves with the loaders' own rules (width, input limit, size on disk),
+    so the list cannot drift from what is installed; a model whose files are missing is listed with
+    ``"installed": false``.
     """
+    from codeseer.models import backends
+
     rows = []
     for name in (*BUNDLED_MODELS, MINILM_MODEL):
         try:
             folder = Path(resolve_model(name).location)
         except CodeseerError:
             folder = None
+        info = backends.inspect_folder(folder) if folder and (folder / "config.json").is_file() else None
         row = {"name": name, "role": OFFLINE_ROLES[name], "default": name == DEFAULT_MODEL,
-               "installed": folder is not None and (folder / "config.json").is_file(),
-               "location": str(folder) if folder else None, "dim": None, "max_seq_length": None, "size_mb": None}
-        if row["installed"]:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            row["dim"] = config.get("hidden_dim") or config.get("hidden_size")
-            row["max_seq_length"] = _max_length(folder, config)
+               "installed": info is not None, "location": str(folder) if folder else None,
+               "dim": None, "max_seq_length": None, "size_mb": None}
+        if info is not None:
+            row["dim"] = info.config.get("hidden_dim") or info.config.get("hidden_size")
+            row["max_seq_length"] = (backends.static_max_length(info.config) if info.is_static
+                                     else backends.pick_max_length(None, None, info))
             weights = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
             row["size_mb"] = round(weights / 1e6, 1) if weights else None
         rows.append(row)
