@@ -221,7 +221,7 @@ def test_oasis_with_bm25_negatives_and_prefixes(tiny_bert, pairs_file, tmp_path)
 
 def test_distill_from_a_teacher_ensemble_trains_and_resumes_without_encoding_again(tiny_bert, pairs_file, tmp_path):
     from codeseer.models.testing import build_bert
-    from codeseer.train.teachers import TEACHER_FILE
+    from codeseer.train.teachers import TEACHER_FILE, load_or_encode
 
     other = build_bert(tmp_path / "other-teacher", seed=3, st_pooling="cls")
     out = tmp_path / "distill"
@@ -242,6 +242,12 @@ def test_distill_from_a_teacher_ensemble_trains_and_resumes_without_encoding_aga
                   **COMMON)
     assert again["global_step"] == 18 and again["negatives"]["teacher"]["reused"].endswith(TEACHER_FILE)
     assert not any("encoding" in line for line in said)
+    rows = load_pairs(out / "train_pairs.jsonl")  # same count and teachers, one query changed: not reused
+    rows[0] = {**rows[0], "query": rows[0]["query"] + " quickly"}
+    said.clear()
+    _, note = load_or_encode(out, rows, 1, ["base", str(other)], base=str(tiny_bert), max_seq_length=48,
+                             echo=said.append)
+    assert "reused" not in note and sum("encoding" in line for line in said) == 2
     with pytest.raises(CodeseerError, match="--teacher"):
         train(str(tiny_bert), pairs_file, tmp_path / "no-teacher", loss="distill", max_steps=1, eval_every=0,
               dev_dataset=False, **COMMON)

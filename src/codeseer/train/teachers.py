@@ -10,6 +10,7 @@ of the teachers' cosines. The vectors are saved beside the run (``teacher_vector
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -65,8 +66,10 @@ def load_or_encode(out_dir: Path, rows: Sequence[dict], negatives: int, teachers
     say = echo or (lambda msg: None)
     names = [base if t.strip().lower() == "base" else t for t in teachers]
     path = out_dir / TEACHER_FILE
+    cols = column_texts(rows, negatives)
+    texts = hashlib.sha256(json.dumps(cols).encode("utf-8")).hexdigest()  # other pairs, same count: encode again
     key = json.dumps({"teachers": [str(n) for n in names], "rows": len(rows), "negatives": negatives,
-                      "max_seq_length": max_seq_length})
+                      "max_seq_length": max_seq_length, "texts": texts})
     if path.is_file():
         with np.load(path, allow_pickle=False) as saved:
             if str(saved["key"]) == key:
@@ -75,7 +78,6 @@ def load_or_encode(out_dir: Path, rows: Sequence[dict], negatives: int, teachers
 
     from codeseer.models.embedder import Embedder, native_bf16
 
-    cols = column_texts(rows, negatives)
     n_texts = sum(len(items) for _role, items in cols)
     per_teacher: list[list[np.ndarray]] = []
     seconds: dict[str, float] = {}
