@@ -13,6 +13,7 @@ import pytest
 
 from codeseer.eval.report import build_record, compare_records, load_records
 from codeseer.eval.runner import truncate_dim
+from codeseer.eval.significance import paired_from_records
 
 from conftest import run_cli
 
@@ -113,6 +114,12 @@ def test_eval_lexical_dense_hybrid_json(tmp_path, tiny_model_dir):
             assert 0.0 <= rec["metrics"][key] <= 1.0
     assert lexical["metrics"]["ndcg@10"] == 1.0
     assert lexical["metrics"]["mrr@10"] == 1.0
+    for rec in records:  # per-query scores for later significance tests; their mean is the metric
+        per_query = rec["per_query"]
+        assert per_query["query_ids"] == ["q1", "q2", "q3", "q4"]
+        for key in ("ndcg@10", "mrr@10"):
+            assert np.mean(per_query[key]) == pytest.approx(rec["metrics"][key], abs=1e-6)
+    assert lexical["per_query"]["ndcg@10"] == [1.0, 1.0, 1.0, 1.0]
     assert lexical["dim"] is None
     assert dense["model"] == str(tiny_model_dir.resolve())
     assert dense["dim"] == 32 and dense["doc_vectors_cached"] is False
@@ -132,6 +139,37 @@ def test_eval_lexical_dense_hybrid_json(tmp_path, tiny_model_dir):
     result = run_cli("eval", str(data), "--model", str(tiny_model_dir), "--mode", "dense", "--dim", "64",
                      "--no-cache")
     assert "64" in one_error_line(result)
+
+
+def test_baseline_table_tests_every_run_against_the_baseline(tmp_path, tiny_model_dir):
+    data = write_beir(tmp_path / "tiny-beir")
+    saved = tmp_path / "runs.json"
+    result = run_cli("eval", str(data), "--model", str(tiny_model_dir), "--baseline", "bm25", "--no-cache",
+                     "--json", str(saved))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "against the baseline" in out and "lexical (baseline)" in out
+    for title in ("Δ nDCG@10", "95% CI", "Δ MRR@10"):
+        assert title in out
+    table = out[out.index("against the baseline"):]
+    lexical, *runs = json.loads(saved.read_text())
+    assert [r["mode"] for r in runs] == ["dense", "hybrid"]
+    for rec in runs:  # each row shows the paired test of its run against BM25, from the saved per-query scores
+        row = next(line for line in table.splitlines() if f"│ {rec['mode']} " in line)
+        test = paired_from_records(lexical, rec, "ndcg@10")
+        assert test.exact and test.n == 4  # 2^4 sign assignments: p is a multiple of 1/16
+        assert f"{100 * test.mean_diff:+.2f}" in row
+        assert f"{test.p_value:.3f}" in row
+
+    # a model baseline that the run does not list is added to it; its mode must be run
+    result = run_cli("eval", str(data), "--mode", "dense", "--baseline", f"{tiny_model_dir}:dense", "--no-cache",
+                     "--model", str(tiny_model_dir))
+    assert result.returncode == 0, result.stderr
+    assert "dense (baseline)" in result.stdout
+    assert "dense" in one_error_line(run_cli("eval", str(data), "--mode", "lexical", "--baseline",
+                                             f"{tiny_model_dir}:dense"))
+    assert "--mode lexical" in one_error_line(run_cli("eval", str(data), "--mode", "dense", "--baseline", "bm25"))
+    assert "model not found" in one_error_line(run_cli("eval", str(data), "--baseline", "no-such-model:hybrid"))
 
 
 def test_lexical_only_never_loads_a_model(tmp_path):
@@ -171,6 +209,17 @@ def test_compare_records_pairs_runs_by_dataset_model_mode():
     assert {metric for (_, metric) in rows} == {"ndcg@10", "map@10", "recall@10", "recall@100", "mrr@10"}
     assert comparison.only_a == [("old", "m", "dense")]
     assert comparison.only_b == [("new", "m", "dense")]
+
+
+def test_compare_tests_significance_where_both_files_kept_per_query_scores():
+    a, b = _rec("cosqa", "m", "dense", 0.5), _rec("cosqa", "m", "dense", 0.8)
+    a["per_query"] = {"query_ids": ["q1", "q2", "q3"], "ndcg@10": [0.5, 0.5, 0.5]}
+    b["per_query"] = {"query_ids": ["q2", "q3", "q1"], "ndcg@10": [0.8, 0.8, 0.8]}
+    comparison = compare_records([a], [b])
+    test = comparison.tests[(("cosqa", "m", "dense"), "ndcg@10")]
+    assert test.n == 3 and test.p_value == pytest.approx(2 / 8)  # exact: 3 equal gains
+    assert (("cosqa", "m", "dense"), "mrr@10") not in comparison.tests  # no per-query MRR kept
+    assert compare_records([_rec("cosqa", "m", "dense", 0.5)], [b]).tests == {}  # an old file: no test
 
 
 def test_compare_cli(tmp_path):

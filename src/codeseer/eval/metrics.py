@@ -48,6 +48,7 @@ __all__ = [
     "METRIC_NAMES",
     "evaluate",
     "evaluate_per_query",
+    "per_query_scores",
     "rank_documents",
 ]
 
@@ -186,6 +187,25 @@ def evaluate_per_query(
     qids, arrays = _per_query_arrays(qrels, run, k_values, ignore_identical_ids)
     cols = {key: arr.tolist() for key, arr in arrays.items()}
     return {qid: {key: cols[key][i] for key in cols} for i, qid in enumerate(qids)}
+
+
+def per_query_scores(
+    qrels: Mapping[str, Mapping[str, int]],
+    run: Mapping[str, Mapping[str, float]],
+    metrics: Iterable[str] = ("ndcg@10", "mrr@10"),
+) -> dict[str, list]:
+    """Compact per-query columns for result files: ``{"query_ids": [...], metric: [...], ...}``.
+
+    Kept in ``codeseer eval --json`` records so that two runs can be compared with a paired
+    significance test (:mod:`codeseer.eval.significance`) later, without running them again.
+    """
+    metrics = list(metrics)
+    ks = sorted({int(m.rsplit("@", 1)[1]) for m in metrics})
+    qids, arrays = _per_query_arrays(qrels, run, ks, False)
+    columns: dict[str, list] = {"query_ids": list(qids)}
+    for name in metrics:
+        columns[name] = [round(float(v), 6) for v in arrays[name]]
+    return columns
 
 
 def evaluate(

@@ -7,6 +7,8 @@ One record is one (dataset, model, mode) run::
      "queries_per_second": 310.5, "n_queries": 500, "n_docs": 6267,
      "versions": {"codeseer": "0.1.0", "torch": "2.13.0+cpu", ...}, "timestamp": "2025-..."}
 
+Records written by ``codeseer eval`` also carry ``"per_query": {"query_ids": [...], "ndcg@10": [...],
+"mrr@10": [...]}`` so that two runs can be tested for significance later (``baseline_table``).
 Metrics are fractions in [0, 1] as :func:`codeseer.eval.metrics.evaluate` returns them; tables
 show them x100. ``model`` is None for runs that use no model (BM25), ``dim`` is None there too.
 Everything here is a pure function of its arguments except ``save_records``/``load_records``
@@ -19,7 +21,7 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +33,7 @@ __all__ = [
     "BEIR_COLUMNS",
     "REPO_COLUMNS",
     "Comparison",
+    "baseline_table",
     "build_record",
     "compare_records",
     "comparison_table",
@@ -235,6 +238,7 @@ class Comparison:
     only_a: list[Key] = field(default_factory=list)
     only_b: list[Key] = field(default_factory=list)
     duplicates: list[Key] = field(default_factory=list)  # keys seen twice in one file: the last one wins
+    tests: dict[tuple[Key, str], Any] = field(default_factory=dict)  # paired test where both kept per-query scores
 
 
 def _by_key(records: Sequence[Mapping[str, Any]], duplicates: list[Key]) -> dict[Key, Mapping[str, Any]]:
@@ -254,9 +258,13 @@ def compare_records(
 ) -> Comparison:
     """Pair records of A and B by (dataset, model, mode); metric values and B - A for each pair.
 
+    Where both records kept per-query scores of a metric, ``tests`` holds the paired test of B − A.
+
     ``metrics`` None: the columns ``codeseer eval`` shows (``eval-repo``'s for file-level records)
     that both records have, else every metric both have.
     """
+    from codeseer.eval.significance import paired_from_records
+
     result = Comparison()
     a_map = _by_key(a, result.duplicates)
     b_map = _by_key(b, result.duplicates)
@@ -275,6 +283,9 @@ def compare_records(
             va, vb = ma.get(name), mb.get(name)
             diff = None if va is None or vb is None else float(vb) - float(va)
             result.rows.append((key, name, va, vb, diff))
+            test = paired_from_records(rec_a, rec_b, name)
+            if test is not None:
+                result.tests[(key, name)] = test
     return result
 
 
@@ -296,6 +307,7 @@ def comparison_table(comparison: Comparison, a_label: str = "A", b_label: str = 
     table.add_column("A", justify="right")
     table.add_column("B", justify="right")
     table.add_column("B − A", justify="right")
+    table.add_column("p", justify="right")  # paired randomization test, where both files kept per-query scores
     previous = None
     for key, metric, va, vb, diff in comparison.rows:
         if previous is not None and key != previous:
@@ -304,7 +316,65 @@ def comparison_table(comparison: Comparison, a_label: str = "A", b_label: str = 
         previous = key
         dataset, model, mode = key
         labels = [dataset, short_model(model), mode] if first else ["", "", ""]
-        table.add_row(*labels, metric, _pct(va), _pct(vb), _diff_cell(diff))
+        test = comparison.tests.get((key, metric))
+        table.add_row(*labels, metric, _pct(va), _pct(vb), _diff_cell(diff), _test_cells(test)[2])
+    return table
+
+
+# ----------------------------------------------------------------------------- significance
+
+SIGNIFICANCE_METRICS: tuple[tuple[str, str], ...] = (("ndcg@10", "nDCG@10"), ("mrr@10", "MRR@10"))
+
+
+def _test_cells(test) -> list[str]:
+    if test is None:
+        return ["-", "-", "-"]
+    points = 100 * test.mean_diff
+    color = "dim" if not test.significant() else ("green" if points > 0 else "red")
+    p = f"{test.p_value:.3f}" if test.p_value >= 0.001 else "<0.001"
+    return [f"[{color}]{points:+.2f}[/]", f"{100 * test.ci_low:+.2f} … {100 * test.ci_high:+.2f}", p]
+
+
+def baseline_table(records: Sequence[Mapping[str, Any]], baseline: Key | Callable[[Mapping[str, Any]], bool]) -> Table:
+    """Every run against the baseline run of its dataset: B − baseline, 95% CI and paired p-value.
+
+    ``baseline`` is a (dataset-independent) predicate on a record or a key whose dataset part is
+    ignored. Differences with p < 0.05 are coloured; grey ones are within noise. Records without
+    per-query scores show "-".
+    """
+    from codeseer.eval.significance import paired_from_records
+
+    if not callable(baseline):
+        _, model, mode = baseline
+        baseline = lambda rec: rec.get("model") == model and rec["mode"] == mode  # noqa: E731
+    table = Table(title="against the baseline: difference in points, 95% bootstrap CI, paired randomization p",
+                  title_justify="left")
+    for name in ("dataset", "model", "mode"):
+        table.add_column(name)
+    for _, title in SIGNIFICANCE_METRICS:
+        table.add_column(f"Δ {title}", justify="right")
+        table.add_column("95% CI", justify="right")
+        table.add_column("p", justify="right")
+    by_dataset: dict[str, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        by_dataset.setdefault(str(rec["dataset"]), []).append(rec)
+    first = True
+    for dataset, runs in by_dataset.items():
+        base = next((r for r in runs if baseline(r)), None)
+        if base is None:
+            continue
+        if not first:
+            table.add_section()
+        first = False
+        table.add_row(dataset, short_model(base.get("model")), f"{base['mode']} (baseline)",
+                      *(["", "", ""] * len(SIGNIFICANCE_METRICS)))
+        for rec in runs:
+            if rec is base:
+                continue
+            cells = [dataset, short_model(rec.get("model")), str(rec["mode"])]
+            for metric, _ in SIGNIFICANCE_METRICS:
+                cells += _test_cells(paired_from_records(base, rec, metric))
+            table.add_row(*cells)
     return table
 
 

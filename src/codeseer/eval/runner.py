@@ -238,7 +238,7 @@ def evaluate_datasets(
     vectors raises ``ValueError``.
     """
     from codeseer.eval import report
-    from codeseer.eval.metrics import evaluate
+    from codeseer.eval.metrics import evaluate, per_query_scores
 
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -253,7 +253,8 @@ def evaluate_datasets(
             dataset=ds.name, model=model, mode=run.mode, task=ds.task, dim=used_dim,
             metrics=evaluate(ds.qrels, run.ranking), encode_seconds=run.prepare_seconds,
             queries_per_second=run.queries_per_second, n_queries=len(ds.queries), n_docs=len(ds.corpus),
-            extra=extra, package_versions=package_versions,
+            extra={**extra, "per_query": per_query_scores(ds.qrels, run.ranking)},
+            package_versions=package_versions,
         )
 
     for ds in datasets:
