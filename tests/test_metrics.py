@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codeseer.eval.metrics import evaluate, evaluate_per_query, rank_documents
+from codeseer.eval.metrics import evaluate, evaluate_keeping_per_query, evaluate_per_query, rank_documents
 
 LOG2_3 = math.log2(3)
 
@@ -110,6 +110,9 @@ def test_averaging_over_qrels_queries():
     per = evaluate_per_query(qrels, run, k_values=(10,))
     assert set(per) == {"q1", "q2", "q3"}
     assert per["q1"]["ndcg@10"] == 1.0 and per["q2"]["ndcg@10"] == 0.0
+    means, columns = evaluate_keeping_per_query(qrels, run)  # one pass: evaluate's means + kept columns
+    assert means == evaluate(qrels, run)
+    assert columns == {"query_ids": ["q1", "q2", "q3"], "ndcg@10": [1.0, 0.0, 0.0], "mrr@10": [1.0, 0.0, 0.0]}
 
 
 def test_tie_breaking_doc_id_descending():

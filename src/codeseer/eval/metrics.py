@@ -48,7 +48,7 @@ __all__ = [
     "METRIC_NAMES",
     "evaluate",
     "evaluate_per_query",
-    "per_query_scores",
+    "evaluate_keeping_per_query",
     "rank_documents",
 ]
 
@@ -189,23 +189,23 @@ def evaluate_per_query(
     return {qid: {key: cols[key][i] for key in cols} for i, qid in enumerate(qids)}
 
 
-def per_query_scores(
+def evaluate_keeping_per_query(
     qrels: Mapping[str, Mapping[str, int]],
     run: Mapping[str, Mapping[str, float]],
-    metrics: Iterable[str] = ("ndcg@10", "mrr@10"),
-) -> dict[str, list]:
-    """Compact per-query columns for result files: ``{"query_ids": [...], metric: [...], ...}``.
+    keep: Iterable[str] = ("ndcg@10", "mrr@10"),
+    k_values: Iterable[int] = DEFAULT_K_VALUES,
+) -> tuple[dict[str, float], dict[str, list]]:
+    """``evaluate``'s means plus compact per-query columns of the ``keep`` metrics, from one pass.
 
-    Kept in ``codeseer eval --json`` records so that two runs can be compared with a paired
-    significance test (:mod:`codeseer.eval.significance`) later, without running them again.
+    The columns (``{"query_ids": [...], metric: [...], ...}``) go into ``codeseer eval --json``
+    records so that two runs can be compared with a paired significance test
+    (:mod:`codeseer.eval.significance`) later, without running them again.
     """
-    metrics = list(metrics)
-    ks = sorted({int(m.rsplit("@", 1)[1]) for m in metrics})
-    qids, arrays = _per_query_arrays(qrels, run, ks, False)
+    qids, arrays = _per_query_arrays(qrels, run, k_values, False)
     columns: dict[str, list] = {"query_ids": list(qids)}
-    for name in metrics:
+    for name in keep:
         columns[name] = [round(float(v), 6) for v in arrays[name]]
-    return columns
+    return {key: float(arr.mean()) for key, arr in arrays.items()}, columns
 
 
 def evaluate(

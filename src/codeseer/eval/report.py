@@ -317,7 +317,7 @@ def comparison_table(comparison: Comparison, a_label: str = "A", b_label: str = 
         dataset, model, mode = key
         labels = [dataset, short_model(model), mode] if first else ["", "", ""]
         test = comparison.tests.get((key, metric))
-        table.add_row(*labels, metric, _pct(va), _pct(vb), _diff_cell(diff), _test_cells(test)[2])
+        table.add_row(*labels, metric, _pct(va), _pct(vb), _diff_cell(diff), _p_cell(test))
     return table
 
 
@@ -326,27 +326,28 @@ def comparison_table(comparison: Comparison, a_label: str = "A", b_label: str = 
 SIGNIFICANCE_METRICS: tuple[tuple[str, str], ...] = (("ndcg@10", "nDCG@10"), ("mrr@10", "MRR@10"))
 
 
+def _p_cell(test) -> str:
+    if test is None:
+        return "-"
+    return f"{test.p_value:.3f}" if test.p_value >= 0.001 else "<0.001"
+
+
 def _test_cells(test) -> list[str]:
     if test is None:
         return ["-", "-", "-"]
     points = 100 * test.mean_diff
     color = "dim" if not test.significant() else ("green" if points > 0 else "red")
-    p = f"{test.p_value:.3f}" if test.p_value >= 0.001 else "<0.001"
-    return [f"[{color}]{points:+.2f}[/]", f"{100 * test.ci_low:+.2f} … {100 * test.ci_high:+.2f}", p]
+    return [f"[{color}]{points:+.2f}[/]", f"{100 * test.ci_low:+.2f} … {100 * test.ci_high:+.2f}", _p_cell(test)]
 
 
-def baseline_table(records: Sequence[Mapping[str, Any]], baseline: Key | Callable[[Mapping[str, Any]], bool]) -> Table:
+def baseline_table(records: Sequence[Mapping[str, Any]], is_baseline: Callable[[Mapping[str, Any]], bool]) -> Table:
     """Every run against the baseline run of its dataset: B − baseline, 95% CI and paired p-value.
 
-    ``baseline`` is a (dataset-independent) predicate on a record or a key whose dataset part is
-    ignored. Differences with p < 0.05 are coloured; grey ones are within noise. Records without
-    per-query scores show "-".
+    ``is_baseline`` picks the baseline record of each dataset. Differences with p < 0.05 are
+    coloured; grey ones are within noise. Records without per-query scores show "-".
     """
     from codeseer.eval.significance import paired_from_records
 
-    if not callable(baseline):
-        _, model, mode = baseline
-        baseline = lambda rec: rec.get("model") == model and rec["mode"] == mode  # noqa: E731
     table = Table(title="against the baseline: difference in points, 95% bootstrap CI, paired randomization p",
                   title_justify="left")
     for name in ("dataset", "model", "mode"):
@@ -360,7 +361,7 @@ def baseline_table(records: Sequence[Mapping[str, Any]], baseline: Key | Callabl
         by_dataset.setdefault(str(rec["dataset"]), []).append(rec)
     first = True
     for dataset, runs in by_dataset.items():
-        base = next((r for r in runs if baseline(r)), None)
+        base = next((r for r in runs if is_baseline(r)), None)
         if base is None:
             continue
         if not first:

@@ -238,7 +238,7 @@ def evaluate_datasets(
     vectors raises ``ValueError``.
     """
     from codeseer.eval import report
-    from codeseer.eval.metrics import evaluate, per_query_scores
+    from codeseer.eval.metrics import evaluate_keeping_per_query
 
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -249,12 +249,12 @@ def evaluate_datasets(
     records: list[dict] = []
 
     def record(ds: BeirDataset, run: ModeRun, model: str | None, used_dim: int | None, extra: dict) -> dict:
+        metrics, per_query = evaluate_keeping_per_query(ds.qrels, run.ranking)
         return report.build_record(
             dataset=ds.name, model=model, mode=run.mode, task=ds.task, dim=used_dim,
-            metrics=evaluate(ds.qrels, run.ranking), encode_seconds=run.prepare_seconds,
+            metrics=metrics, encode_seconds=run.prepare_seconds,
             queries_per_second=run.queries_per_second, n_queries=len(ds.queries), n_docs=len(ds.corpus),
-            extra={**extra, "per_query": per_query_scores(ds.qrels, run.ranking)},
-            package_versions=package_versions,
+            extra={**extra, "per_query": per_query}, package_versions=package_versions,
         )
 
     for ds in datasets:

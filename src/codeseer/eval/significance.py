@@ -29,8 +29,11 @@ RESAMPLES = 10_000
 _BLOCK_VALUES = 2_000_000  # resamples are drawn in blocks of about this many values (16 MB), whatever n is
 
 
-def _block(n: int) -> int:
-    return max(1, _BLOCK_VALUES // n)
+def _blocks(n: int, resamples: int):
+    """Sizes of the resampling blocks: ``resamples`` in all, about ``_BLOCK_VALUES`` values each."""
+    step = max(1, _BLOCK_VALUES // n)
+    for start in range(0, resamples, step):
+        yield min(step, resamples - start)
 
 
 @dataclass(frozen=True)
@@ -57,23 +60,15 @@ def _sign_flip_p(diff: np.ndarray, resamples: int, rng: np.random.Generator) -> 
         means = np.abs(signs @ diff) / n
         return float(np.mean(means >= observed - tolerance)), True
     hits = 1  # the observed assignment itself
-    done = 0
-    while done < resamples:
-        size = min(_block(n), resamples - done)
+    for size in _blocks(n, resamples):
         signs = rng.choice((-1.0, 1.0), size=(size, n))
         hits += int(np.sum(np.abs(signs @ diff) / n >= observed - tolerance))
-        done += size
     return hits / (resamples + 1), False
 
 
 def _bootstrap_ci(diff: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, float]:
     n = len(diff)
-    means = []
-    done = 0
-    while done < resamples:
-        size = min(_block(n), resamples - done)
-        means.append(diff[rng.integers(0, n, size=(size, n))].mean(axis=1))
-        done += size
+    means = [diff[rng.integers(0, n, size=(size, n))].mean(axis=1) for size in _blocks(n, resamples)]
     low, high = np.percentile(np.concatenate(means), [2.5, 97.5])
     return float(low), float(high)
 
