@@ -40,7 +40,7 @@ def index(
     paths: Annotated[Optional[list[str]], typer.Argument(metavar="PATH|NAME=PATH", help="Repositories or folders to index (default: .); several share one --index, each a repo named after its folder unless NAME=PATH names it. With --index and no PATH: every repo that index holds.")] = None,
     index_dir: Annotated[Optional[Path], typer.Option("--index", help="Where to keep the index (default: PATH/.codeseer; required with several PATHs): a folder, or a URI (s3://, gs://, az://, file://) that search servers then read; at a URI nothing locks out a second writer.")] = None,
     rev: Annotated[Optional[str], typer.Option("--rev", help="Index this git revision (commit, tag, branch) from git objects instead of the working tree; a later --rev updates by git diff.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="sentence-transformers folder or hub id (default: codeseer-code-mini, bundled; all-MiniLM-L6-v2 is `minilm`).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="sentence-transformers folder or hub id (default: codeseer-code-mini, bundled; all-MiniLM-L6-v2 is `minilm`); A+B joins models into an ensemble that scores by their mean cosine.")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the existing index and build it again (e.g. to change model).")] = False,
     repair: Annotated[bool, typer.Option("--repair", help="Read the committed index in full; if it is damaged, fall back to the newest older snapshot that reads, else rebuild (reusing the vectors that still read); then update as usual.")] = False,
     recipe: Annotated[Optional[str], typer.Option("--recipe", help="Registry recipe (prefixes, pooling) for local weights, e.g. jinaai/jina-code-embeddings-0.5b; see `codeseer models`.")] = None,
@@ -78,6 +78,8 @@ def index(
       codeseer index . --ray 10.0.0.5:6379 --ray-actors 8   # embed on a Ray cluster
 
       codeseer index ~/src/monorepo --fast   # static model: a big tree in minutes
+
+      codeseer index . --rebuild --model codeseer-code-mini+sentence-transformers/all-mpnet-base-v2   # ensemble: slower, better
     """
     from codeseer.index.indexer import index_repository, split_root_spec
     from codeseer.models.embedder import STATIC_MODEL

@@ -321,17 +321,34 @@ def _recipe_of(state):
     return find_recipe(getattr(state, "recipe", None) or state.model)
 
 
-def task_prefixes(state, task: str) -> tuple[str, str] | None:
-    """(query prefix, document prefix) the index's recipe gives ``task``; None without a recipe."""
+def _recipe_prefixes(recipe, task: str) -> tuple[str, str] | None:
     from codeseer.models.tasks import DOCUMENT, QUERY
 
-    recipe = _recipe_of(state)
     if recipe is None:
         return None
     try:
         return recipe.prefix(task, QUERY), recipe.prefix(task, DOCUMENT)
     except CodeseerError:
         return None
+
+
+def task_prefixes(state, task: str) -> tuple | None:
+    """(query prefix, document prefix) the index's recipe gives ``task``; None without a recipe.
+
+    For an ensemble (``a+b``) each side is a tuple with one prefix per member, and None only when
+    no member has a recipe, so two tasks compare equal exactly when every member encodes alike.
+    """
+    from codeseer.models.ensemble import split_members
+    from codeseer.models.registry import find_recipe
+
+    members = None if getattr(state, "recipe", None) else split_members(state.model)
+    if not members:
+        return _recipe_prefixes(_recipe_of(state), task)
+    each = [_recipe_prefixes(find_recipe(m), task) for m in members]
+    if all(p is None for p in each):
+        return None
+    each = [p or ("", "") for p in each]
+    return tuple(p[0] for p in each), tuple(p[1] for p in each)
 
 
 def stored_vectors_serve_as_queries(searcher, task: str) -> bool:
@@ -358,14 +375,14 @@ def task_embedder(searcher, task: str):
     instructions: one model in memory serves every task); otherwise ``Searcher.embedder_for(task)``
     (or, on a Searcher without it, an ``Embedder(model, task=task)`` cached on the searcher).
     """
+    from codeseer.models.tasks import DEFAULT_TASK
+
     base = searcher.embedder
     if getattr(base, "task", None) == task:
         return base
     prefixes = task_prefixes(searcher.state, task)
-    if getattr(base, "recipe", None) is None or prefixes is None:
-        return base  # no instructions: every task encodes the same way
-    if prefixes == (base.query_prefix, base.document_prefix):
-        return base
+    if prefixes is None or prefixes == task_prefixes(searcher.state, getattr(base, "task", DEFAULT_TASK)):
+        return base  # no instructions, or the same ones for both tasks: they encode alike
     if hasattr(searcher, "embedder_for"):
         with _LOCK:
             return searcher.embedder_for(task)

@@ -86,7 +86,8 @@ def eval_command(
         "and network).", show_default=False, metavar="DATASET")] = None,
     model: Annotated[Optional[list[str]], typer.Option(
         "--model", "-m", help="Model to evaluate (repeatable): sentence-transformers folder or hub id. "
-        "Default: codeseer-code-mini (bundled); `-m minilm` is all-MiniLM-L6-v2.", show_default=False)] = None,
+        "Default: codeseer-code-mini (bundled); `-m minilm` is all-MiniLM-L6-v2; `-m A+B` an ensemble of both.",
+        show_default=False)] = None,
     mode: Annotated[Optional[list[str]], typer.Option(
         "--mode", help="dense, lexical (BM25, no model) or hybrid; repeatable. Default: all three.",
         show_default=False)] = None,

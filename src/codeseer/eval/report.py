@@ -157,9 +157,15 @@ def record_key(record: Mapping[str, Any]) -> Key:
 
 
 def short_model(model: str | None) -> str:
-    """Table label: the last path part of a model folder or hub id; '-' for runs without a model."""
+    """Table label: the last path part of a model folder or hub id (of each member of an ensemble
+    ``a+b``); '-' for runs without a model."""
     if not model:
         return "-"
+    from codeseer.models.ensemble import SEPARATOR, split_members
+
+    members = split_members(model)
+    if members:
+        return SEPARATOR.join(short_model(m) for m in members)
     return Path(model).name if model.startswith(("/", ".", "~")) else model.split("/")[-1]
 
 

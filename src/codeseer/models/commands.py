@@ -34,7 +34,8 @@ def models_command(
     --fast tier) or come with it (all-MiniLM-L6-v2): `--model NAME` uses them with no download.
     A recipe says how to run a hub model: family, pooling, dimensions (and Matryoshka ones), maximum
     length, per-task prefixes, remote code and licence. Use one with `codeseer embed --model HUB_ID`,
-    or on a local mirror of the weights with `--model ./folder --recipe HUB_ID`.
+    or on a local mirror of the weights with `--model ./folder --recipe HUB_ID`. Join models with `+`
+    (`--model codeseer-code-mini+./all-mpnet-base-v2`) for an ensemble that scores by their mean cosine.
 
     Examples:
 
@@ -86,7 +87,7 @@ def _preview(vector, dims: int = PREVIEW_DIMS) -> str:
 
 def embed_command(
     texts: Annotated[list[str], typer.Argument(help="Texts to embed ('-' reads one text per line from stdin).")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Hub id (registry recipes apply automatically) or a local model folder.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Hub id (registry recipes apply automatically) or a local model folder; A+B: an ensemble (mean cosine).")] = None,
     recipe: Annotated[Optional[str], typer.Option("--recipe", help="Apply this registry recipe (hub id) to local weights, e.g. a mirrored folder.")] = None,
     task: Annotated[str, typer.Option("--task", "-t", help=f"Task whose prefixes to use: {', '.join(TASKS)}.")] = DEFAULT_TASK,
     role: Annotated[str, typer.Option("--role", "-r", help="Embed as a query or as a document.")] = QUERY,

