@@ -428,7 +428,7 @@ class Embedder:
         return self._encode([prefix + t for t in texts])
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode([self.query_prefix + t for t in texts])
+        return self.encode(texts, QUERY)
 
     def encode_documents(
         self,
@@ -444,19 +444,21 @@ class Embedder:
         release the GIL), so tokenisation costs no wall time.
         """
         parts = []
-        slabs = [[self.document_prefix + t for t in texts[start : start + slab]] for start in range(0, len(texts), slab)]
-        tokenize = getattr(self._encoder, "tokenize", None)
-        if tokenize is None or len(slabs) < 2:
-            encoded = (self._encode(batch) for batch in slabs)
-        else:
-            encoded = self._pipelined(slabs, tokenize)
-        for number, vectors in enumerate(encoded):
+        for number, vectors in enumerate(self._document_slabs(texts, slab)):
             parts.append(vectors)
             if on_slab is not None:
                 on_slab(number * slab, vectors)
         if not parts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(parts)
+
+    def _document_slabs(self, texts: Sequence[str], slab: int) -> Iterator[np.ndarray]:
+        """The vectors of each run of ``slab`` documents, in order."""
+        slabs = [[self.document_prefix + t for t in texts[start : start + slab]] for start in range(0, len(texts), slab)]
+        tokenize = getattr(self._encoder, "tokenize", None)
+        if tokenize is None or len(slabs) < 2:
+            return (self._encode(batch) for batch in slabs)
+        return self._pipelined(slabs, tokenize)
 
     def _pipelined(self, slabs: list[list[str]], tokenize: Callable) -> Iterator[np.ndarray]:
         from concurrent.futures import ThreadPoolExecutor

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,8 +95,7 @@ class EnsembleEmbedder(Embedder):
             raise CodeseerError(
                 f"--dim does not apply to an ensemble: its {self.native_dim} dimensions are its members' joined"
             )
-        self._dim = None
-        self._encoder = self._model = self.members[0]._encoder
+        self._dim = None  # no _encoder of its own: every encoding path below goes through the members
 
     @property
     def tokenizer(self):
@@ -123,24 +122,8 @@ class EnsembleEmbedder(Embedder):
         role = check_role(role)
         return self._join(lambda m: m.encode(texts, role=role))
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode(texts, QUERY)
-
-    def encode_documents(
-        self,
-        texts: Sequence[str],
-        *,
-        slab: int = 256,
-        on_slab: Callable[[int, np.ndarray], None] | None = None,
-    ) -> np.ndarray:
-        """Slab by slab, every member on the same slab, so progress and partial saves work as for one model."""
-        parts = []
+    def _document_slabs(self, texts: Sequence[str], slab: int) -> Iterator[np.ndarray]:
+        """Every member on the same slab, so progress and partial saves work as for one model."""
         for start in range(0, len(texts), slab):
             batch = list(texts[start : start + slab])
-            vectors = self._join(lambda m: m.encode(batch, role=DOCUMENT))
-            parts.append(vectors)
-            if on_slab is not None:
-                on_slab(start, vectors)
-        if not parts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.concatenate(parts)
+            yield self._join(lambda m: m.encode(batch, role=DOCUMENT))
