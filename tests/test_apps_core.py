@@ -16,7 +16,8 @@ from codeseer.apps.context import build_pack, context_pack, merge_hits, render_b
 from codeseer.apps.docs import docs_for, stale_docs
 from codeseer.apps.docstrings import split_doc
 from codeseer.apps.dupes import UnionFind, find_dupes, render_html, render_markdown, similar_pairs
-from codeseer.apps.locate import file_score, locate
+from codeseer.apps.locate import locate
+from codeseer.search.files import FEATURES
 from codeseer.apps.similar import similar
 from codeseer.errors import CodeseerError
 from codeseer.search.searcher import Hit
@@ -192,12 +193,6 @@ def test_find_dupes_clusters_exact_copies(searcher, tmp_path):
 # --------------------------------------------------------------------------- locate
 
 
-def test_file_score_is_best_plus_a_small_bonus():
-    assert file_score([0.5]) == 0.5
-    assert file_score([0.2, 0.9, 0.4]) == pytest.approx(0.9 + 0.05 * (0.4 + 0.2))
-    assert file_score([1.0] * 10) == pytest.approx(1.0 + 0.05 * 4)
-
-
 def test_locate_ranks_files_with_their_functions(searcher):
     result = locate(searcher, "retry_with_backoff does not sleep between attempts", k=3)
     assert 1 <= len(result.files) <= 3
@@ -207,7 +202,8 @@ def test_locate_ranks_files_with_their_functions(searcher):
     scores = [f.score for f in result.files]
     assert scores == sorted(scores, reverse=True)
     for f in result.files:
-        assert f.score >= f.best and len(f.functions) <= 3
+        assert len(f.functions) <= 3 and f.kind == "source"
+        assert set(f.features) == set(FEATURES)
     with pytest.raises(CodeseerError, match="empty"):
         locate(searcher, " ")
 

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from codeseer.eval.metrics import evaluate
+from codeseer.search.files import FEATURES
 from codeseer.eval.repo import FileBM25, build_qrels, file_ranking, load_repo_queries, normalize_path, rank_scores
 
 from conftest import run_cli, write_files
@@ -208,11 +209,13 @@ def test_eval_repo_cli_lexical_then_all_modes(tmp_path, tiny_model_dir):
 
     # Again with the tiny model in every mode: the index is reused (nothing re-embedded).
     out2 = tmp_path / "all.json"
-    result = run_cli("eval-repo", str(repo), str(queries), "--model", str(tiny_model_dir), "--json", str(out2))
+    result = run_cli("eval-repo", str(repo), str(queries), "--model", str(tiny_model_dir), "--json", str(out2),
+                     *[arg for mode in ("locate", "hybrid", "dense", "lexical") for arg in ("--mode", mode)])
     assert result.returncode == 0, result.stderr
     assert "0 embedded" in result.stderr
     records = {r["mode"]: r for r in json.loads(out2.read_text())}
-    assert set(records) == {"hybrid", "dense", "lexical", "bm25-files"}
+    assert set(records) == {"locate", "hybrid", "dense", "lexical", "bm25-files"}
+    assert records["locate"]["ranker_weights"]["features"] == list(FEATURES)
     assert records["dense"]["model"] == str(tiny_model_dir.resolve())
     for rec in records.values():
         for key in BASELINE:

@@ -86,7 +86,17 @@ def test_search_similar_locate_docs(client):
     assert snippet.status_code == 200 and len(snippet.json()["hits"]) == 2
 
     located = client.post("/locate", json={"text": "retry_with_backoff never sleeps", "k": 2}).json()
-    assert located["files"][0]["path"] == "net/retry.py"
+    assert located["files"][0]["path"] == "net/retry.py" and located["files"][0]["kind"] == "source"
+    assert "ident_defined" in located["files"][0]["features"]
+    widened = client.post("/locate", json={"text": "retry guide", "k": 20, "include": ["docs"]}).json()["files"]
+    assert "docs" in {f["kind"] for f in widened}
+    docs_only = client.post("/search", json={"query": "retry", "kinds": ["docs"]}).json()["hits"]
+    assert docs_only and {h["file_kind"] for h in docs_only} == {"docs"}
+    bad = client.post("/search", json={"query": "retry", "kinds": ["tset"]})
+    assert bad.status_code == 422 and "unknown file kind 'tset'" in detail(bad)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "include" in schema["LocateRequest"]["properties"]
+    assert all("kinds" in schema[name]["properties"] for name in ("SearchRequest", "SimilarRequest", "ContextRequest"))
     docs = client.post("/docs", json={"location": "net/retry.py:8"}).json()
     assert any(h["own"] for h in docs["hits"])
 

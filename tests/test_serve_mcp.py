@@ -76,6 +76,8 @@ def test_mcp_server_over_stdio(index_dir, tmp_path):
     schema = _field(search_tool, "input_schema", "inputSchema")
     assert "query" in schema["properties"] and "query" in schema.get("required", [])
     assert "plain-language" in search_tool.description
+    assert "kinds" in schema["properties"]
+    assert "include" in _field(out["tools"]["locate"], "input_schema", "inputSchema")["properties"]
 
     for name in ("status", "search", "similar", "similar_code", "locate", "context", "after_errors"):
         assert not _field(out[name], "is_error", "isError"), (name, out[name].content, stderr)

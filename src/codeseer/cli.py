@@ -123,6 +123,7 @@ def search(
     lang: Annotated[Optional[list[str]], typer.Option("--lang", "-l", help="Only these languages (repeatable): py, java, ts, go, ...")] = None,
     path_glob: Annotated[Optional[str], typer.Option("--path", help="Only paths matching this glob, e.g. 'src/**/*.py'.")] = None,
     repo: Annotated[Optional[list[str]], typer.Option("--repo", "-r", help="Only these repos of an index of several (repeatable).")] = None,
+    kind: Annotated[Optional[list[str]], typer.Option("--kind", help="Only files of these kinds: source, test, docs, types, build, example, config (comma-separated or repeated).")] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (dense + BM25), dense or lexical.")] = "hybrid",
     fusion: Annotated[str, typer.Option("--fusion", help="How hybrid mixes the two: convex (normalised scores, default) or rrf.")] = "convex",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Must match the index's model.")] = None,
@@ -132,6 +133,7 @@ def search(
     """Search the index: prints `path:start-end symbol score` and a snippet per hit.
 
     In an index of several repos a hit's path is shown as REPO/PATH (and JSON hits carry `repo`).
+    Hits from files that are not source code are tagged with their kind ([test], [docs], ...).
 
     Examples:
 
@@ -140,14 +142,17 @@ def search(
       codeseer search handle_user_exception --mode lexical
 
       codeseer search "parse a config file" --lang py --path 'src/**' -k 5 --json
+
+      codeseer search "how do I configure the client" --kind docs
     """
+    from codeseer.apps.commands import file_kinds, kind_tag
     from codeseer.index.store import IndexStore
     from codeseer.search.searcher import Searcher
 
     if not query.strip():
         raise CodeseerError("empty query: say what you are looking for")
     store = IndexStore.open_existing(index_dir) if index_dir else IndexStore.find(Path.cwd())
-    hits = Searcher(store, model=model, task=task).search(query, k=k, mode=mode, languages=lang, path_glob=path_glob, fusion=fusion, repos=repo)
+    hits = Searcher(store, model=model, task=task).search(query, k=k, mode=mode, languages=lang, path_glob=path_glob, fusion=fusion, repos=repo, file_kinds=file_kinds(kind))
     if as_json:
         sys.stdout.write(json.dumps([h.to_dict() for h in hits], indent=2) + "\n")
         return
@@ -157,7 +162,7 @@ def search(
     for hit in hits:
         out.print(
             f"[bold cyan]{hit.shown_path}[/]:[yellow]{hit.start_line}-{hit.end_line}[/] "
-            f"[bold]{hit.symbol or hit.kind}[/] [dim]{hit.score:.4f}[/]"
+            f"[bold]{hit.symbol or hit.kind}[/] [dim]{hit.score:.4f}[/]{kind_tag(hit.file_kind)}"
         )
         lines = hit.text.splitlines()
         snippet = "\n".join(lines[:SNIPPET_LINES]) + ("\n…" if len(lines) > SNIPPET_LINES else "")

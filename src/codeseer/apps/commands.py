@@ -28,6 +28,9 @@ LangOpt = Annotated[Optional[list[str]], typer.Option("--lang", "-l", help="Only
 PathOpt = Annotated[Optional[str], typer.Option("--path", help="Only paths matching this glob, e.g. 'src/**/*.py'.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 RepoOpt = Annotated[Optional[list[str]], typer.Option("--repo", "-r", help="Only these repos of an index of several (repeatable).")]
+KindOpt = Annotated[Optional[list[str]], typer.Option(
+    "--kind", help="Only files of these kinds: source, test, docs, types, build, example, config (comma-separated or "
+                   "repeated).")]
 LOCATION_HELP = ("PATH:LINE of the code (the chunk containing that line); in an index of several repos "
                  "REPO/PATH:LINE, or a path inside one of the roots.")
 
@@ -67,8 +70,22 @@ def _dump(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
-def _print_hit(path: str, start: int, end: int, label: str, score: float, text: str | None, language: str) -> None:
-    out.print(f"[bold cyan]{escape(path)}[/]:[yellow]{start}-{end}[/] [bold]{escape(label)}[/] [dim]{score:.4f}[/]")
+def file_kinds(values: list[str] | None) -> list[str] | None:
+    """``--kind`` values as a list of file kinds (None: every kind); an unknown one is one error line."""
+    from codeseer.index.filekinds import parse_kinds
+
+    return parse_kinds(values) or None
+
+
+def kind_tag(file_kind: str | None) -> str:
+    """`` [test]`` after a hit from a file that is not source code, so tests and docs stand out."""
+    return f" [magenta]\\[{file_kind}][/]" if file_kind and file_kind != "source" else ""
+
+
+def _print_hit(path: str, start: int, end: int, label: str, score: float, text: str | None, language: str,
+               file_kind: str | None = None) -> None:
+    out.print(f"[bold cyan]{escape(path)}[/]:[yellow]{start}-{end}[/] [bold]{escape(label)}[/] [dim]{score:.4f}[/]"
+              f"{kind_tag(file_kind)}")
     if text:
         lines = text.splitlines()
         snippet = "\n".join(lines[:SNIPPET_LINES]) + ("\n…" if len(lines) > SNIPPET_LINES else "")
@@ -86,6 +103,7 @@ def similar_command(
     lang: LangOpt = None,
     path_glob: PathOpt = None,
     repo: RepoOpt = None,
+    kind: KindOpt = None,
     index_dir: IndexOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -109,11 +127,12 @@ def similar_command(
         raise CodeseerError("give PATH:LINE or --code (use `--code -` to read a snippet from stdin), not both")
     searcher = _searcher(index_dir)
     if code is not None:
-        result = similar(searcher, code=_read_arg(code, "--code"), k=k, languages=lang, path_glob=path_glob, repos=repo)
+        result = similar(searcher, code=_read_arg(code, "--code"), k=k, languages=lang, path_glob=path_glob, repos=repo,
+                         file_kinds=file_kinds(kind))
     else:
         in_repo, path, line = _location(searcher, location)
         result = similar(searcher, path=path, line=line, k=k, languages=lang, path_glob=path_glob, repo=in_repo,
-                         repos=repo)
+                         repos=repo, file_kinds=file_kinds(kind))
     if as_json:
         _dump(result.to_dict())
         return
@@ -123,7 +142,8 @@ def similar_command(
     if not result.hits:
         err.print("no results")
     for hit in result.hits:
-        _print_hit(_shown(hit), hit.start_line, hit.end_line, hit.symbol or hit.kind, hit.score, hit.text, hit.language)
+        _print_hit(_shown(hit), hit.start_line, hit.end_line, hit.symbol or hit.kind, hit.score, hit.text, hit.language,
+                   hit.file_kind)
 
 
 # --------------------------------------------------------------------------- dupes
@@ -190,28 +210,49 @@ def locate_command(
     lang: LangOpt = None,
     path_glob: PathOpt = None,
     repo: RepoOpt = None,
+    include: Annotated[Optional[list[str]], typer.Option(
+        "--include", help="Rank these file kinds too, besides source: test, docs, types, build, example, config "
+                          "(comma-separated or repeated).")] = None,
+    weights: Annotated[Optional[Path], typer.Option(
+        "--weights", help="File ranker weights saved by `codeseer eval-repo --save-weights` (default: shipped).",
+        show_default=False)] = None,
     index_dir: IndexOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Rank the files (and functions in them) most likely to need a change for an issue.
 
+    Source files are ranked by whole-file BM25, path words, the best chunks' similarity, the modules
+    and identifiers the text names (a `scope:` prefix, `file.py`, `backticked_names`, stack frames)
+    and file size; tests, docs, type declarations and examples only with --include. Each file lists
+    the functions that match best (a function the text names first). --json shows each file's features.
+
     Examples:
 
       codeseer locate "crash when the config file has an empty line"
 
+      codeseer locate "printer: fix duplicative replacement in multiline mode" -k 5
+
       gh issue view 123 --json body -q .body | codeseer locate - -k 5 --json
+
+      codeseer locate "flaky retry test" --include tests
     """
     from codeseer.apps.locate import locate
 
-    result = locate(_searcher(index_dir), _read_arg(text, "issue text"), k=k, functions_per_file=functions,
-                    languages=lang, path_glob=path_glob, repos=repo)
+    searcher = _searcher(index_dir)
+    if weights is not None:
+        from codeseer.search.files import load_weights
+
+        searcher.file_ranker.weights = load_weights(weights)
+    result = locate(searcher, _read_arg(text, "issue text"), k=k, functions_per_file=functions,
+                    languages=lang, path_glob=path_glob, repos=repo, include=include)
     if as_json:
         _dump(result.to_dict())
         return
     if not result.files:
         err.print("no results")
     for n, f in enumerate(result.files, 1):
-        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(_shown(f))}[/] [dim]{f.score:.4f} ({f.hits} hits)[/]")
+        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(_shown(f))}[/] [dim]{f.score:.4f} ({f.hits} hits)[/]"
+                  f"{kind_tag(f.kind)}")
         for fn in f.functions:
             out.print(f"      [yellow]{fn.start_line}-{fn.end_line}[/] {escape(fn.symbol or fn.kind)} [dim]{fn.score:.4f}[/]")
 
@@ -226,6 +267,7 @@ def context_command(
     lang: LangOpt = None,
     path_glob: PathOpt = None,
     repo: RepoOpt = None,
+    kind: KindOpt = None,
     index_dir: IndexOpt = None,
 ) -> None:
     """Print a token-budgeted context pack of the most relevant code for a task.
@@ -246,7 +288,7 @@ def context_command(
     if budget < 1:
         raise CodeseerError(f"--budget must be at least 1 token, got {budget}")
     pack = context_pack(_searcher(index_dir), _read_arg(task, "task"), budget=budget, languages=lang,
-                        path_glob=path_glob, repos=repo)
+                        path_glob=path_glob, repos=repo, file_kinds=file_kinds(kind))
     sys.stdout.write(pack.render(fmt))
     err.print(f"[dim]{pack.tokens}/{pack.budget} tokens, {len(pack.blocks)} blocks from {pack.used_chunks} chunks[/]")
 

@@ -80,6 +80,9 @@ def chunk_columns(searcher, columns: list[str] | None = None) -> list[str]:
     columns = list(columns or CHUNK_COLUMNS)
     if getattr(searcher, "multi", False) and getattr(searcher, "has_repo", False) and "repo" not in columns:
         columns.append("repo")
+    chunks = getattr(searcher, "chunks", None)
+    if chunks is not None and "file_kind" in chunks.schema.names and "file_kind" not in columns:
+        columns.append("file_kind")
     return columns
 
 
@@ -274,11 +277,13 @@ def where_clause(
     kinds: tuple[str, ...] | list[str] | None = None,
     exclude_kinds: tuple[str, ...] | list[str] | None = None,
     repos: list[str] | None = None,
+    file_kinds: list[str] | None = None,
 ) -> str | None | bool:
     """A LanceDB filter; ``False`` when the path glob matches no indexed file."""
-    if repos:
-        return searcher.where(languages, path_glob, kinds=kinds, exclude_kinds=exclude_kinds, repos=repos)
-    return searcher.where(languages, path_glob, kinds=kinds, exclude_kinds=exclude_kinds)
+    more = {"repos": repos} if repos else {}
+    if file_kinds:
+        more["file_kinds"] = file_kinds
+    return searcher.where(languages, path_glob, kinds=kinds, exclude_kinds=exclude_kinds, **more)
 
 
 def chunk_at(searcher, path: str, line: int, *, with_vector: bool = True, repo: str | None = None) -> ChunkRef:
@@ -478,7 +483,7 @@ def row_to_hit(row: dict):
     return Hit(
         path=row["path"], start_line=int(row["start_line"]), end_line=int(row["end_line"]),
         symbol=row["symbol"] or "", language=row["language"], kind=row["kind"],
-        score=round(float(row["score"]), 6), text=row["text"], repo=row.get("repo"),
+        score=round(float(row["score"]), 6), text=row["text"], repo=row.get("repo"), file_kind=row.get("file_kind"),
     )
 
 

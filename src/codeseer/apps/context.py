@@ -231,6 +231,7 @@ def context_pack(
     include_docs: bool = True,
     task: str = TASK_SEARCH,
     repos: list[str] | None = None,
+    file_kinds: list[str] | None = None,
 ) -> ContextPack:
     """A context pack of at most ``budget`` tokens (index model's tokenizer) for ``task_text``."""
     if not task_text or not task_text.strip():
@@ -242,6 +243,8 @@ def context_pack(
     if budget > MAX_BUDGET:
         raise CodeseerError(f"budget must be at most {MAX_BUDGET} tokens, got {budget}")
     more = {"repos": repos} if repos else {}
+    if file_kinds:
+        more["file_kinds"] = file_kinds
     hits = searcher.search(task_text, k=max(1, candidates), mode="hybrid", languages=languages, path_glob=path_glob,
                            **more)
     if not include_docs:

@@ -63,6 +63,22 @@ def _repos(repos) -> list[str] | None:
     return repos or None
 
 
+def _kinds(kinds, what: str = "kinds") -> list[str] | None:
+    """File kinds of a request (``["source", "test"]``); an unknown one is a 400 naming the known ones."""
+    from codeseer.index.filekinds import parse_kinds
+
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    if len(kinds) > MAX_LANGUAGES:
+        raise BadRequest(f"at most {MAX_LANGUAGES} {what}")
+    try:
+        return parse_kinds(kinds, what=what) or None
+    except CodeseerError as exc:
+        raise BadRequest(str(exc)) from None
+
+
 class Service:
     """Thread-safe: one operation at a time (the model and CPU are shared anyway)."""
 
@@ -115,17 +131,19 @@ class Service:
                                                                "code_bytes": MAX_CODE_BYTES, "budget": MAX_BUDGET}}
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", languages=None, path: str | None = None,
-               repos=None) -> dict:
+               repos=None, kinds=None) -> dict:
         query = _limit_text("query", query, MAX_QUERY_BYTES)
         k = _limit_k(k)
         glob = check_glob(path)
+        file_kinds = _kinds(kinds)
         with self._lock:
             hits = self.searcher().search(query, k=k, mode=mode, languages=_languages(languages), path_glob=glob,
-                                          repos=_repos(repos))
+                                          repos=_repos(repos), file_kinds=file_kinds)
         return {"query": query, "mode": mode, "hits": [h.to_dict() for h in hits]}
 
     def similar(self, *, location: str | None = None, path: str | None = None, line: int | None = None,
-                code: str | None = None, k: int = 10, languages=None, path_glob: str | None = None, repos=None) -> dict:
+                code: str | None = None, k: int = 10, languages=None, path_glob: str | None = None, repos=None,
+                kinds=None) -> dict:
         from codeseer.apps.similar import similar
 
         k = _limit_k(k)
@@ -149,10 +167,10 @@ class Service:
             if path is not None:
                 repo, path = self._path(path)
             return similar(self.searcher(), path=path, line=line, code=code, k=k, languages=_languages(languages),
-                           path_glob=glob, repo=repo, repos=_repos(repos)).to_dict()
+                           path_glob=glob, repo=repo, repos=_repos(repos), file_kinds=_kinds(kinds)).to_dict()
 
     def locate(self, text: str, *, k: int = 10, functions_per_file: int = 3, languages=None,
-               path: str | None = None, repos=None) -> dict:
+               path: str | None = None, repos=None, include=None) -> dict:
         from codeseer.apps.locate import locate
 
         text = _limit_text("text", text, MAX_QUERY_BYTES)
@@ -162,9 +180,11 @@ class Service:
         glob = check_glob(path)
         with self._lock:
             return locate(self.searcher(), text, k=k, functions_per_file=functions_per_file,
-                          languages=_languages(languages), path_glob=glob, repos=_repos(repos)).to_dict()
+                          languages=_languages(languages), path_glob=glob, repos=_repos(repos),
+                          include=_kinds(include, "include")).to_dict()
 
-    def context(self, task: str, *, budget: int = 2000, languages=None, path: str | None = None, repos=None) -> dict:
+    def context(self, task: str, *, budget: int = 2000, languages=None, path: str | None = None, repos=None,
+                kinds=None) -> dict:
         from codeseer.apps.context import context_pack
 
         task = _limit_text("task", task, MAX_QUERY_BYTES)
@@ -173,7 +193,7 @@ class Service:
         glob = check_glob(path)
         with self._lock:
             pack = context_pack(self.searcher(), task, budget=budget, languages=_languages(languages), path_glob=glob,
-                                repos=_repos(repos))
+                                repos=_repos(repos), file_kinds=_kinds(kinds))
         return pack.to_dict() | {"markdown": pack.render("md")}
 
     def docs(self, *, location: str | None = None, path: str | None = None, line: int | None = None, k: int = 5) -> dict:

@@ -45,6 +45,7 @@ def similar(
     task: str = TASK_SIMILAR,
     repo: str | None = None,
     repos: list[str] | None = None,
+    file_kinds: list[str] | None = None,
 ) -> SimilarResult:
     """Chunks most similar to the chunk at ``path:line`` (itself excluded) or to ``code``.
 
@@ -57,7 +58,7 @@ def similar(
     if (code is None) == (path is None):
         raise CodeseerError("give either PATH:LINE or a code snippet, not both or neither")
     where = where_clause(searcher, languages=languages, path_glob=path_glob,
-                         exclude_kinds=None if include_docs else (DOC_KIND,), repos=repos)
+                         exclude_kinds=None if include_docs else (DOC_KIND,), repos=repos, file_kinds=file_kinds)
     exclude: set[str] = set()
     if code is not None:
         if not code.strip():

@@ -22,7 +22,8 @@ err = Console(stderr=True)
 
 data_app = typer.Typer(
     help="Training data for a code embedder: `data mine` (query, code) pairs from source trees, "
-    "`data synth` developer-style queries for them with an OpenAI-compatible LLM.",
+    "`data synth` developer-style queries for them with an OpenAI-compatible LLM; and benchmarks: "
+    "`data repo-tasks` (commit subject -> changed files) from a git history, for `codeseer eval-repo`.",
     no_args_is_help=True,
 )
 
@@ -126,6 +127,44 @@ def mine_command(
     err.print(_counts_table("removed (functions; docs for doc reasons)", summary["removed"], "reason"))
     if summary["skipped_files"]:
         err.print(_counts_table("files skipped by the walker", summary["skipped_files"], "reason"))
+
+
+@data_app.command("repo-tasks")
+def repo_tasks_command(
+    git_dir: Annotated[Path, typer.Argument(metavar="GIT_DIR", help="A git repository (a checkout or a bare one).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write queries.jsonl and snapshot.tar.gz into.")],
+    rev: Annotated[str, typer.Option("--rev", help="The snapshot's revision; commits reachable from it are read.")] = "HEAD",
+    max_files: Annotated[int, typer.Option("--max-files", min=1, max=50, help="Keep commits that change 1..N non-test source files.")] = 3,
+    max_queries: Annotated[Optional[int], typer.Option("--max-queries", min=1, help="A seeded random sample of N kept commits (default: all).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --max-queries sample.")] = 0,
+    functions: Annotated[bool, typer.Option("--functions", help="Also list the functions each commit changed (diff hunks mapped to chunks at the parent commit).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Build a localisation benchmark from a git history: commit subject -> the source files it changed.
+
+    Keeps non-merge commits whose subject describes a change (bump, merge, release, typo, lint and
+    format commits are skipped, PR numbers stripped) and that change 1 to --max-files non-test source
+    files, all present at --rev. Writes OUT/queries.jsonl ({"_id", "commit", "text", "files", ...}) and
+    OUT/snapshot.tar.gz (the indexable files at --rev): score codeseer on it with `codeseer eval-repo OUT`.
+
+    Examples:
+
+      codeseer data repo-tasks ~/src/flask --out bench/flask --max-queries 100
+
+      codeseer data repo-tasks . --out my-tasks --functions && codeseer eval-repo my-tasks
+    """
+    from codeseer.data.repo_tasks import write_repo_tasks
+
+    with _Bar("reading commits", err.is_terminal) as bar:
+        report = write_repo_tasks(git_dir, out, rev=rev, max_files=max_files, max_queries=max_queries, seed=seed,
+                                  functions=functions, on_commit=lambda n: bar(n, n))
+    if as_json:
+        sys.stdout.write(json.dumps(report.__dict__, indent=2) + "\n")
+        return
+    err.print(f"[bold green]wrote[/] {report.queries} queries from {report.counts.get('commits', 0)} commits and a "
+              f"snapshot of {report.snapshot_files} files at {report.commit[:12]} in {report.seconds:.1f}s -> "
+              f"{escape(str(out))}", soft_wrap=True)
+    err.print(_counts_table("commits", report.counts, "kept / left out because"))
 
 
 @data_app.command("synth")

@@ -23,7 +23,6 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages stay one line when piped
 
 MODES = ("dense", "lexical", "hybrid")
-REPO_MODES = ("hybrid", "dense", "lexical")
 _NAMED = re.compile(r"^(coir|mteb):", re.IGNORECASE)
 
 
@@ -229,83 +228,152 @@ def _compare(a_path: Path, b_path: Path) -> None:
 
 
 def eval_repo_command(
-    repo: Annotated[Path, typer.Argument(help="Repository to search (indexed first, incrementally).",
-                                         show_default=False, metavar="REPO_DIR")],
-    queries: Annotated[Path, typer.Argument(
-        help='JSON lines: {"_id": "1", "text": "bug report or change description", "files": ["src/a.py"]}.',
-        show_default=False, metavar="QUERIES.jsonl")],
+    path: Annotated[Path, typer.Argument(
+        help="A repository to search (indexed first, incrementally), or a benchmark folder: NAME/queries.jsonl "
+             "+ NAME/snapshot.tar.gz for each repository (what `codeseer data repo-tasks` writes).",
+        show_default=False, metavar="REPO_DIR|BENCHMARK")],
+    queries: Annotated[Optional[Path], typer.Argument(
+        help='With REPO_DIR: JSON lines {"_id": "1", "text": "bug report or change", "files": ["src/a.py"]}.',
+        show_default=False, metavar="[QUERIES.jsonl]")] = None,
     model: Annotated[Optional[str], typer.Option(
         "--model", "-m", help="Model for a new index (an existing index keeps its own). Default: codeseer-code-mini.",
         show_default=False)] = None,
     mode: Annotated[Optional[list[str]], typer.Option(
-        "--mode", help="hybrid, dense or lexical (chunk BM25); repeatable. Default: all three.",
+        "--mode", help="locate (the file ranker of `codeseer locate`), or a chunk search ranking files by their "
+                       "best chunk: hybrid, dense, lexical. Repeatable. Default: locate.",
+        show_default=False)] = None,
+    include: Annotated[Optional[list[str]], typer.Option(
+        "--include", help="File kinds ranked besides source: test, docs, types, build, example, config "
+                          "(comma-separated or repeated).", show_default=False)] = None,
+    loro: Annotated[bool, typer.Option(
+        "--loro", help="Score each repository of a benchmark with ranker weights fitted on the others "
+                       "(leave-one-repo-out): the honest number for repositories the shipped weights were fitted on.")] = False,
+    weights: Annotated[Optional[Path], typer.Option(
+        "--weights", help="File ranker weights to use instead of the shipped ones (from --save-weights).",
+        show_default=False)] = None,
+    save_weights: Annotated[Optional[Path], typer.Option(
+        "--save-weights", help="Fit the ranker's weights on every query of the benchmark and save them here "
+                               "(use with `locate --weights`, or to refit the shipped ones).",
         show_default=False)] = None,
     index_dir: Annotated[Optional[Path], typer.Option(
-        "--index", help="Index folder (default: REPO/.codeseer).", show_default=False)] = None,
+        "--index", help="Index folder, for REPO_DIR QUERIES.jsonl (default: REPO_DIR/.codeseer).",
+        show_default=False)] = None,
+    work_dir: Annotated[Optional[Path], typer.Option(
+        "--work", help="Where snapshots are unpacked and indexed (default: $CODESEER_CACHE/repo-tasks).",
+        show_default=False)] = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000,
-                                   help="Chunk hits fetched per query before grouping them by file.")] = 100,
+                                   help="Chunk hits fetched per query by the chunk modes.")] = 100,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline",
-                                           help="Also rank whole files by BM25, for comparison.")] = True,
+                                           help="Also rank whole files by BM25 (bm25-files), the baseline of the "
+                                                "significance table.")] = True,
     json_path: Annotated[Optional[Path], typer.Option(
         "--json", help="Save the results as a JSON list of records (same format as `codeseer eval`).",
         show_default=False)] = None,
 ) -> None:
-    """Which files does a change touch? File-level Recall@1/5/10 and MRR@10 on your own repository.
+    """Which files does a change touch? File-level Recall@1/5/10 and MRR@10 on real repositories.
 
-    Each query is searched like `codeseer search` would; chunk hits become a file ranking (a file
-    scores as its best chunk). A baseline that ranks whole files by BM25 (bm25-files) runs alongside.
-    Files a query lists but the repository does not have are counted in a warning and left out.
+    Each query is answered like `codeseer locate` (mode locate) or by chunk search (a file scores as
+    its best chunk); the baseline ranks whole files by BM25 among every file in the answers'
+    languages, tests included. A benchmark of several repositories is scored per repository and
+    pooled over all queries, each run against the baseline with a paired significance test.
 
     Examples:
 
       codeseer eval-repo . changes.jsonl
-      codeseer eval-repo ~/src/flask flask-issues.jsonl --mode hybrid --mode dense --json flask.json
-      codeseer eval-repo . changes.jsonl --mode lexical -k 200
+
+      codeseer eval-repo ../shared/datasets/repos-dev --loro --mode locate --mode dense
+
+      codeseer data repo-tasks ~/src/flask --out flask-tasks && codeseer eval-repo flask-tasks
+
+      codeseer eval-repo repos-dev --save-weights my-weights.json   # refit the file ranker
 
     changes.jsonl, one query per line:
       {"_id": "12", "text": "retries do not back off", "files": ["src/net/retry.py"]}
     """
     from codeseer.eval import report
-    from codeseer.eval.repo import load_repo_queries
+    from codeseer.eval.repo import LOCATE_MODE, REPO_MODES, evaluate_repos, fit_on, load_tasks
+    from codeseer.index.filekinds import SOURCE, parse_kinds
 
-    modes = _check_modes(mode, REPO_MODES, REPO_MODES)
+    modes = _check_modes(mode, REPO_MODES, (LOCATE_MODE,))
+    kinds = [SOURCE] + [kd for kd in parse_kinds(include, what="--include") if kd != SOURCE]
     try:
-        loaded = load_repo_queries(queries)  # fail fast: before indexing
+        tasks = load_tasks(path, queries)  # fail fast: before indexing
     except (ValueError, FileNotFoundError) as e:
         raise CodeseerError(str(e)) from None
-    from codeseer.eval.repo import evaluate_repo
+    if index_dir is not None and len(tasks) > 1:
+        raise CodeseerError("--index is for one repository; a benchmark's indexes live under --work")
+    if (loro or save_weights) and LOCATE_MODE not in modes:
+        raise CodeseerError("--loro and --save-weights fit the file ranker: add --mode locate")
+    shipped = None
+    if weights is not None:
+        from codeseer.search.files import load_weights
+
+        shipped = load_weights(weights)
+
+    def prepared(p) -> None:
+        err.print(f"[dim]{p.task.name}: {p.n_files} files indexed at {p.index_dir} ({p.index_seconds:.1f}s), "
+                  f"{len(p.qrels)} queries[/]", highlight=False)
+        if p.missing:
+            example = ", ".join(f"{path} (query {qid})" for qid, path in p.missing[:3])
+            err.print(f"[yellow]warning:[/] {p.task.name}: {len(p.missing)} listed file(s) are not in the index "
+                      f"and were left out, e.g. {example}", highlight=False)
+        if p.dropped_queries:
+            err.print(f"[yellow]warning:[/] {p.task.name}: {len(p.dropped_queries)} query(ies) have no listed "
+                      "file in the repository and were skipped", highlight=False)
 
     def indexed(rep) -> None:
         err.print(f"[dim]index: {rep.index_dir} ({rep.files} files, {rep.chunks} chunks, "
                   f"{rep.embedded_chunks} embedded, {rep.seconds:.1f}s) model: {rep.model}[/]", highlight=False)
 
-    result = evaluate_repo(repo, loaded, modes=modes, model=model, index_dir=index_dir, k=k, baseline=baseline,
-                           progress=err.is_terminal, on_indexed=indexed)
-    if result.missing:
-        example = ", ".join(f"{path} (query {qid})" for qid, path in result.missing[:3])
-        err.print(f"[yellow]warning:[/] {len(result.missing)} listed file(s) are not in the index of "
-                  f"{result.root} and were left out, e.g. {example}", highlight=False)
-    if result.dropped_queries:
-        err.print(f"[yellow]warning:[/] {len(result.dropped_queries)} query(ies) have no listed file in the "
-                  f"repository and were skipped", highlight=False)
-    if not result.results:
-        raise CodeseerError(f"{queries}: no query lists a file that exists in {result.root}; nothing to evaluate")
+    try:
+        result = evaluate_repos(tasks, modes=modes, weights=shipped, loro=loro, on_prepared=prepared, model=model,
+                                index_dir=index_dir, work_dir=work_dir, kinds=kinds, k=k, baseline=baseline,
+                                progress=err.is_terminal, on_indexed=indexed)
+    except ValueError as e:
+        raise CodeseerError(str(e)) from None
+    scored = [p for p in result.repos if p.qrels]
+    if not scored:
+        raise CodeseerError(f"{path}: no query lists a file that exists in its repository; nothing to evaluate")
 
-    name = f"{Path(result.root).name}/{queries.name}"
     versions = report.versions()
-    records = [
-        report.build_record(
-            dataset=name, model=r.model, mode=r.mode, task="nl2code", dim=None, metrics=r.metrics,
-            encode_seconds=None, queries_per_second=r.queries_per_second, n_queries=result.n_queries,
-            n_docs=result.n_files, package_versions=versions,
-            extra={"level": "file", "chunks_per_query": k if r.mode != "bm25-files" else None,
-                   "index_model": result.model, "index_seconds": round(result.index_seconds, 3),
-                   "missing_files": len(result.missing)},
+    name = path.resolve().name
+    single = len(result.repos) == 1
+
+    def record(dataset, r, n_queries, n_files, extra=None):
+        return report.build_record(
+            dataset=dataset, model=r.model, mode=r.mode, task="nl2code", dim=None, metrics=r.metrics,
+            encode_seconds=None, queries_per_second=r.queries_per_second, n_queries=n_queries, n_docs=n_files,
+            package_versions=versions,
+            extra={"level": "file", "chunks_per_query": k if r.mode in ("hybrid", "dense", "lexical") else None,
+                   "kinds": kinds, "per_query": r.per_query, **(extra or {})},
         )
-        for r in result.results
-    ]
-    _print_table(report.results_table(records, report.REPO_COLUMNS, encode=False,
-                                      title=f"{name}: {result.n_queries} queries, {result.n_files} files"))
+
+    records = []
+    for p in scored:
+        dataset = f"{name}/{queries.name}" if single and queries is not None else (
+            name if single else f"{name}/{p.task.name}")
+        for r in p.results:
+            extra = {"index_model": p.model, "index_seconds": round(p.index_seconds, 3), "missing_files": len(p.missing)}
+            if r.mode == LOCATE_MODE:
+                w = result.weights.get(p.task.name) or result.weights.get("weights")
+                extra["ranker_weights"] = w.to_dict() if w is not None else None
+                extra["loro"] = loro
+            records.append(record(dataset, r, len(p.qrels), p.n_files, extra))
+    if len(scored) > 1:
+        for r in result.pooled:
+            records.append(record(f"{name} (pooled)", r, sum(len(p.qrels) for p in scored),
+                                  sum(p.n_files for p in scored), {"loro": loro} if r.mode == LOCATE_MODE else None))
+    title = f"{name}: {sum(len(p.qrels) for p in scored)} queries in {len(scored)} repositories" + (
+        ", locate scored leave-one-repo-out" if loro else "")
+    _print_table(report.results_table(records, report.REPO_COLUMNS, encode=False, title=title))
+    if baseline:
+        _print_table(report.baseline_table(records, lambda r: r["mode"] == "bm25-files",
+                                           metrics=report.REPO_SIGNIFICANCE_METRICS))
+    if save_weights is not None:
+        fitted = fit_on(scored, note=f"fitted by codeseer eval-repo {name} on {sum(len(p.qrels) for p in scored)} queries")
+        fitted.save(save_weights)
+        shown = ", ".join(f"{n} {w:+.3f}" for n, w in fitted.weights.items())
+        err.print(f"[dim]weights fitted on every query: {shown}; saved to {save_weights}[/]", highlight=False)
     if json_path is not None:
         report.save_records(json_path, records)
         err.print(f"[dim]results: {json_path}[/]")

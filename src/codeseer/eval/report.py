@@ -330,6 +330,7 @@ def comparison_table(comparison: Comparison, a_label: str = "A", b_label: str = 
 # ----------------------------------------------------------------------------- significance
 
 SIGNIFICANCE_METRICS: tuple[tuple[str, str], ...] = (("ndcg@10", "nDCG@10"), ("mrr@10", "MRR@10"))
+REPO_SIGNIFICANCE_METRICS: tuple[tuple[str, str], ...] = (("mrr@10", "MRR@10"), ("recall@10", "Recall@10"))
 
 
 def _p_cell(test) -> str:
@@ -346,7 +347,11 @@ def _test_cells(test) -> list[str]:
     return [f"[{color}]{points:+.2f}[/]", f"{100 * test.ci_low:+.2f} … {100 * test.ci_high:+.2f}", _p_cell(test)]
 
 
-def baseline_table(records: Sequence[Mapping[str, Any]], is_baseline: Callable[[Mapping[str, Any]], bool]) -> Table:
+def baseline_table(
+    records: Sequence[Mapping[str, Any]],
+    is_baseline: Callable[[Mapping[str, Any]], bool],
+    metrics: Sequence[tuple[str, str]] = SIGNIFICANCE_METRICS,
+) -> Table:
     """Every run against the baseline run of its dataset: B − baseline, 95% CI and paired p-value.
 
     ``is_baseline`` picks the baseline record of each dataset. Differences with p < 0.05 are
@@ -358,7 +363,7 @@ def baseline_table(records: Sequence[Mapping[str, Any]], is_baseline: Callable[[
                   title_justify="left")
     for name in ("dataset", "model", "mode"):
         table.add_column(name)
-    for _, title in SIGNIFICANCE_METRICS:
+    for _, title in metrics:
         table.add_column(f"Δ {title}", justify="right")
         table.add_column("95% CI", justify="right")
         table.add_column("p", justify="right")
@@ -374,12 +379,12 @@ def baseline_table(records: Sequence[Mapping[str, Any]], is_baseline: Callable[[
             table.add_section()
         first = False
         table.add_row(dataset, short_model(base.get("model")), f"{base['mode']} (baseline)",
-                      *(["", "", ""] * len(SIGNIFICANCE_METRICS)))
+                      *(["", "", ""] * len(metrics)))
         for rec in runs:
             if rec is base:
                 continue
             cells = [dataset, short_model(rec.get("model")), str(rec["mode"])]
-            for metric, _ in SIGNIFICANCE_METRICS:
+            for metric, _ in metrics:
                 cells += _test_cells(paired_from_records(base, rec, metric))
             table.add_row(*cells)
     return table

@@ -36,11 +36,13 @@ from codeseer.errors import CodeseerError
 from codeseer.index.chunk_pool import chunk_files, chunk_workers
 from codeseer.index.chunker import Chunk
 from codeseer.index.ann import check_mode, ensure_ann
+from codeseer.index.filekinds import file_kind, is_build_output
 from codeseer.index.ann import plan as ann_plan
 from codeseer.index.ann import status as ann_status
 from codeseer.index.quantize import PRECISIONS, Codec
 from codeseer.index.store import (
     CHUNKS,
+    FILE_METADATA,
     FILE_SCHEMA,
     DamagedIndex,
     IndexState,
@@ -49,6 +51,7 @@ from codeseer.index.store import (
     column_values,
     damaged,
     default_repo_name,
+    fts_columns,
     one_line,
     sql_in,
     sql_quote,
@@ -57,11 +60,12 @@ from codeseer.index.uri import index_location
 from codeseer.index.vector_cache import VectorCache, cache_enabled
 from codeseer.index.walker import IGNORE_FILES, SourceFile, WalkStats, read_source, walk
 from codeseer.models.embedder import Embedder, resolve_model
-from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_text
+from codeseer.search.lexical import FTS_COLUMN, PATH_COLUMN, fts_config, lexical_text, path_words
 
 KEEP_OLD_VERSIONS = timedelta(minutes=10)  # readers that opened an older snapshot keep working
 NEVER = timedelta(days=36500)  # before the commit point, the committed versions must survive
 SYMBOL_BOOST = 3  # BM25 sees the chunk's own name 3 times: a poor man's field weighting
+DEFINITION_KINDS = ("function", "method", "class")  # chunks whose symbol the file defines
 
 
 @dataclass
@@ -531,13 +535,26 @@ class _IndexRun:
         return next(iter(self.state.repo_roots())) if self.state is not None else ""
 
     def _old_files(self, files_table) -> dict[tuple[str, str], dict]:
-        """Committed file rows by their key, (repo, path)."""
+        """Committed file rows by their key, (repo, path): metadata only (file texts stay on disk)."""
         if self.state is None:
             return {}
-        table = files_table.to_arrow()
-        self._tables_have_repo = "repo" in table.column_names
+        self._tables_have_repo = "repo" in files_table.schema.names
+        columns = [c for c in FILE_METADATA if c in files_table.schema.names]
+        table = files_table.search().select(columns).limit(None).to_arrow()
         legacy = self._legacy_repo
         return {(row.get("repo") or legacy, row["path"]): row for row in table.to_pylist()}
+
+    def _touched_rows(self, files_table, touched) -> list[dict]:
+        """New rows for files whose content is unchanged (new mtime): the old rows with the new size and mtime."""
+        if not touched:
+            return []
+        by_key = {(s.repo, s.rel): s for s, _, _ in touched}
+        rows = []
+        for clause in _key_filters(list(by_key)):
+            for row in files_table.search().where(clause).limit(None).to_arrow().to_pylist():
+                source = by_key[(row["repo"], row["path"])]
+                rows.append(row | {"size": source.size, "mtime_ns": source.mtime_ns, "language": source.language})
+        return rows
 
     def _listing(self, name: str, root: Path, stats: WalkStats):
         if self.rev is None:
@@ -584,30 +601,38 @@ class _IndexRun:
         self.codec = Codec(self.precision, dim, self.state.calibration if self.state else None)
         # Read the committed snapshot: an unchanged tree is then checked without writing anything.
         old_files = self._old_files(self.store.snapshot(self.state)[1]) if self.state is not None else {}
+        # An index from before the file-level columns is rewritten whole (every vector reused).
+        upgrade = self.state is not None and not IndexStore.has_file_level(self.store.snapshot(self.state)[1])
         _trace("chunk")
         indexed = set(listings)  # the index's other repos are left exactly as they are
         seen = {(f.repo, f.rel) for f in sources}
         deleted = sorted(key for key in old_files if key[0] in indexed and key not in seen)
-        candidates = [f for listing in listings.values() for f in listing.candidates(old_files)]
+        candidates = [f for listing in listings.values() for f in listing.candidates(old_files, everything=upgrade)]
 
         changed: list[tuple[SourceFile, str, list[Chunk]]] = []
+        file_rows_new: list[dict] = []
         touched: list[tuple[SourceFile, str, int]] = []
         unreadable: set[tuple[str, str]] = set()
         advance = bar.task("chunking", len(candidates))
         digests: dict[int, str] = {}
+        texts: dict[int, str] = {}  # changed files' text, for their file-level row
 
         def read(source: SourceFile) -> tuple[str, str, str | None] | None:
-            """The chunking job of a changed file; None for an unreadable or unchanged one."""
+            """The chunking job of a changed file; None for an unreadable, build-output or unchanged one."""
             text = listings[source.repo].read(source, stats)
+            if text is not None and is_build_output(source.rel, source.language, text):
+                stats.skip("build output")
+                text = None
             if text is None:
                 unreadable.add((source.repo, source.rel))
                 return None
             digest = content_hash(text)
-            old = old_files.get((source.repo, source.rel))
+            old = None if upgrade else old_files.get((source.repo, source.rel))
             if old is not None and old["file_hash"] == digest:
                 touched.append((source, digest, old["chunks"]))
                 return None
             digests[id(source)] = digest
+            texts[id(source)] = text
             return source.rel, text, source.language
 
         try:
@@ -616,6 +641,7 @@ class _IndexRun:
             for source, job, chunks in chunk_files(candidates, read, workers=workers, on_file=lambda: advance(1)):
                 if job is not None:
                     changed.append((source, digests.pop(id(source)), chunks))
+                    file_rows_new.append(_file_row(source, changed[-1][1], chunks, texts.pop(id(source))))
         finally:
             for listing in listings.values():
                 listing.close()
@@ -645,8 +671,10 @@ class _IndexRun:
         chunks_table, files_table = self.store.writable_tables(self.state, dim, self.precision)
         if self.state is not None:  # an index from before the repo column gets one (its only repo)
             self.store.ensure_repo_column((chunks_table, files_table), self._legacy_repo)
+            self.store.upgrade_tables(chunks_table, files_table)
+        touched_rows = self._touched_rows(files_table, touched)
         stale_paths = [(s.repo, s.rel) for s, _, _ in changed] + deleted
-        rows = self._build_rows(changed, chunks_table, dim, bar)
+        rows = self._build_rows(changed, file_rows_new, chunks_table, dim, bar)
         _stamp_repos(rows, changed)
 
         _trace("write")
@@ -656,9 +684,7 @@ class _IndexRun:
             chunks_table.delete(clause)
         if rows:
             chunks_table.add(pa.Table.from_pylist(rows, schema=chunk_schema(dim, self.precision)))
-        file_rows = [
-            _file_row(s, digest, len(chunks)) for s, digest, chunks in changed
-        ] + [_file_row(s, digest, n) for s, digest, n in touched]
+        file_rows = file_rows_new + touched_rows
         if file_rows:
             files_table.add(pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA))
         _trace("fts")
@@ -698,12 +724,14 @@ class _IndexRun:
         self.report.files = state.files
         self.report.chunks = state.chunks
 
-    def _build_rows(self, changed, chunks_table, dim, bar) -> list[dict]:
+    def _build_rows(self, changed, file_rows, chunks_table, dim, bar) -> list[dict]:
         pending: list[tuple[Chunk, str, str]] = []
-        for _source, _digest, chunks in changed:
+        kinds: list[str] = []  # each pending chunk's file kind
+        for (_source, _digest, chunks), file_row in zip(changed, file_rows, strict=True):
             for chunk in chunks:
                 text = embed_text(chunk)
                 pending.append((chunk, text, content_hash(text)))
+                kinds.append(file_row["file_kind"])
         if not pending:
             return []
         known = self._known_vectors(chunks_table, {h for _, _, h in pending}, dim)
@@ -750,7 +778,7 @@ class _IndexRun:
         self.codec.calibrate(np.stack([known[h] for _, _, h in pending]))
         stored = dict(zip(known, self.codec.encode(np.stack(list(known.values())))))
         rows = []
-        for chunk, _text, digest in pending:
+        for (chunk, _text, digest), kind in zip(pending, kinds):
             rows.append(
                 {
                     "chunk_id": chunk_id(chunk, digest),
@@ -764,6 +792,7 @@ class _IndexRun:
                     "text": chunk.text,
                     "search_text": lexical_text(*[chunk.symbol] * SYMBOL_BOOST, chunk.text),
                     "vector": stored[digest],
+                    "file_kind": kind,
                 }
             )
         return rows
@@ -808,9 +837,11 @@ class _IndexRun:
         """Compact and bring the BM25 and ANN indexes up to date, deleting nothing the committed state uses."""
         for table in (chunks_table, files_table):
             table.optimize(cleanup_older_than=NEVER)
-        has_fts = any(FTS_COLUMN in idx.columns for idx in chunks_table.list_indices())
-        if not has_fts and chunks_table.count_rows():
-            chunks_table.create_index(FTS_COLUMN, config=fts_config(), replace=True)
+        for table, columns in ((chunks_table, (FTS_COLUMN,)), (files_table, (FTS_COLUMN, PATH_COLUMN))):
+            have = fts_columns(table)
+            for column in columns:
+                if column not in have and table.count_rows():
+                    table.create_index(column, config=fts_config(), replace=True)
         _trace("ann")
         self.report.ann = ensure_ann(chunks_table, self.precision, self.ann).index_type
 
@@ -821,7 +852,14 @@ class _IndexRun:
         return ann_plan(chunks, self.precision, self.ann) in ("build", "rebuild", "drop")
 
 
-def _file_row(source: SourceFile, digest: str, n_chunks: int) -> dict:
+def _file_row(source: SourceFile, digest: str, chunks: list[Chunk], text: str) -> dict:
+    """A file's row: metadata, its kind, and the file-level evidence the file ranker reads."""
+    symbols: dict[str, None] = {}
+    for chunk in chunks:
+        if chunk.symbol and chunk.kind in DEFINITION_KINDS:
+            symbols[chunk.symbol] = None
+            symbols[chunk.symbol.rsplit(".", 1)[-1]] = None
+    path_text = path_words(source.rel)
     return {
         "repo": source.repo,
         "path": source.rel,
@@ -829,7 +867,11 @@ def _file_row(source: SourceFile, digest: str, n_chunks: int) -> dict:
         "size": source.size,
         "mtime_ns": source.mtime_ns,
         "file_hash": digest,
-        "chunks": n_chunks,
+        "chunks": len(chunks),
+        "file_kind": file_kind(source.rel, source.language, text),
+        "symbols": list(symbols),
+        "path_text": lexical_text(path_text),
+        "search_text": lexical_text(path_text, text),
     }
 
 
@@ -867,7 +909,9 @@ class _DiskListing:
     def __init__(self, name: str, root: Path, stats: WalkStats) -> None:
         self.sources = [dataclasses.replace(s, repo=name) for s in walk(root, stats)]
 
-    def candidates(self, old_files: dict) -> list[SourceFile]:
+    def candidates(self, old_files: dict, everything: bool = False) -> list[SourceFile]:
+        if everything:
+            return list(self.sources)
         out = []
         for f in self.sources:
             old = old_files.get((f.repo, f.rel))
@@ -891,8 +935,8 @@ class _GitListing:
         self.sources = tree.list_sources(stats)
         self.changed = tree.changed_paths(old_commit)
 
-    def candidates(self, old_files: dict) -> list[SourceFile]:
-        if self.changed is None:  # nothing to diff against: every file is read (unchanged ones only touched)
+    def candidates(self, old_files: dict, everything: bool = False) -> list[SourceFile]:
+        if self.changed is None or everything:  # nothing to diff against: every file is read (unchanged ones only touched)
             return list(self.sources)
         # A file not indexed before and not in the diff was skipped at the old commit (binary...) and
         # still is; only when an ignore file changed may one that was ignored then be listed now.

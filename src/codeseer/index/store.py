@@ -69,7 +69,8 @@ def chunk_schema(dim: int, precision: str = "float32") -> pa.Schema:
             ("text", pa.string()),
             ("search_text", pa.string()),
             ("vector", vector_type(dim, precision)),
-            ("repo", pa.string()),  # last: where migrating an older index adds it (see ensure_repo_column)
+            ("repo", pa.string()),  # after the older columns: where migrating an older index adds it (see ensure_repo_column)
+            ("file_kind", pa.string()),  # codeseer.index.filekinds: source, test, docs, ... (added by upgrade_tables)
         ]
     )
 
@@ -83,8 +84,15 @@ FILE_SCHEMA = pa.schema(
         ("file_hash", pa.string()),
         ("chunks", pa.int32()),
         ("repo", pa.string()),  # (repo, path) is a file's key: one index can hold several repositories
+        # File-level evidence for the file ranker (codeseer.search.files); added by upgrade_tables to older indexes.
+        ("file_kind", pa.string()),
+        ("symbols", pa.list_(pa.string())),  # names the file defines, bare and qualified
+        ("path_text", pa.string()),  # the path's words, for BM25 over paths
+        ("search_text", pa.string()),  # path + whole text + identifier parts, for whole-file BM25
     ]
 )
+FILE_METADATA = ["repo", "path", "language", "size", "mtime_ns", "file_hash", "chunks"]
+FILE_LEVEL_COLUMNS = ("file_kind", "symbols", "path_text", "search_text")
 
 
 def _journal_name(model: str, dim: int) -> str:
@@ -220,6 +228,11 @@ def file_keys(table: pa.Table) -> list:
 def column_values(table, column: str) -> list:
     """One column of a table, read without the others (vectors stay on disk)."""
     return table.search().select([column]).limit(None).to_arrow().column(column).to_pylist()
+
+
+def fts_columns(table) -> list[str]:
+    """The columns of ``table`` that have a BM25 (full-text) index."""
+    return [column for idx in table.list_indices() if idx.index_type == "FTS" for column in idx.columns]
 
 
 def sql_quote(value: str) -> str:
@@ -367,9 +380,10 @@ class IndexStore:
                 return problem
             if chunk_table.schema.field("vector").type != vector_type(state.dim, state.precision):
                 return "vectors do not match the committed dimension or precision"
-            fts = [idx for idx in chunks.list_indices() if "search_text" in idx.columns]
-            if fts and len(chunk_table):
-                chunks.search("probe", query_type="fts", fts_columns="search_text").limit(1).to_arrow()
+            for table, rows in ((chunks, len(chunk_table)), (files, len(file_table))):
+                for column in fts_columns(table):
+                    if rows:
+                        table.search("probe", query_type="fts", fts_columns=column).limit(1).to_arrow()
         except DamagedIndex as exc:
             return one_line(exc.__cause__ or exc)
         except Exception as exc:
@@ -402,6 +416,23 @@ class IndexStore:
         for table in tables:
             if "repo" not in table.schema.names:
                 table.add_columns({"repo": sql_quote(repo)})
+
+    @staticmethod
+    def has_file_level(table) -> bool:
+        """Whether a files table holds the file-level columns (indexes from before them do not)."""
+        return all(name in table.schema.names for name in FILE_LEVEL_COLUMNS)
+
+    def upgrade_tables(self, chunks, files) -> None:
+        """Add the file-level columns (empty) to the tables of an index from before them.
+
+        Part of a write (before the commit point), like :meth:`ensure_repo_column`; the run that
+        calls this rewrites every row, so none stays empty.
+        """
+        for table, schema in ((chunks, chunk_schema(1)), (files, FILE_SCHEMA)):
+            missing = [field for field in schema
+                       if field.name in ("file_kind", *FILE_LEVEL_COLUMNS) and field.name not in table.schema.names]
+            if missing:
+                table.add_columns(pa.schema(missing))
 
     def journal(self, model: str, dim: int):
         """Vectors embedded by the current (possibly killed) run, so a rerun need not redo them.

@@ -15,6 +15,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 FTS_COLUMN = "search_text"
+PATH_COLUMN = "path_text"  # the files table's BM25 over path words (codeseer.search.files)
 
 
 def fts_config() -> FTS:
@@ -43,6 +44,11 @@ def lexical_text(*parts: str) -> str:
         if len(sub) > 1:
             extra.extend(sub)
     return text + ("\n" + " ".join(extra) if extra else "")
+
+
+def path_words(path: str) -> str:
+    """``crates/globset/src/glob_set.rs`` -> ``crates globset src glob_set rs``: a path as words for BM25."""
+    return " ".join(part for part in re.split(r"[/\\.\-\s]+", path) if part)
 
 
 def lexical_query(query: str) -> str:

@@ -53,11 +53,13 @@ class Hit:
     score: float
     text: str
     repo: str | None = None  # set only in an index of several repositories
+    file_kind: str | None = None  # the file's kind (source, test, docs, ...); None in indexes from before kinds
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        if data["repo"] is None:
-            del data["repo"]
+        for key in ("repo", "file_kind"):
+            if data[key] is None:
+                del data[key]
         return data
 
     @property
@@ -131,9 +133,19 @@ class Searcher:
         kinds: list[str] | tuple[str, ...] | None = None,
         exclude_kinds: list[str] | tuple[str, ...] | None = None,
         repos: list[str] | None = None,
+        file_kinds: list[str] | tuple[str, ...] | None = None,
     ) -> str | None | bool:
-        """A LanceDB filter for these restrictions; ``False`` when the path glob matches no file."""
+        """A LanceDB filter for these restrictions; ``False`` when the path glob matches no file.
+
+        ``kinds`` are chunk kinds (function, section, ...); ``file_kinds`` the kinds of their files
+        (source, test, docs, ...: :mod:`codeseer.index.filekinds`).
+        """
         clauses = []
+        if file_kinds:
+            if "file_kind" not in self.chunks.schema.names:
+                raise CodeseerError(f"the index at {self.store.directory} is from before file kinds; run "
+                                    "`codeseer index` to update it (every vector is reused)")
+            clauses.append(sql_in("file_kind", list(file_kinds)))
         if repos:
             names = self.check_repos(repos)
             if self.has_repo:  # without the column the index is one repo, and check_repos named it
@@ -182,6 +194,29 @@ class Searcher:
         except Exception as exc:
             raise CodeseerError(f"invalid --path glob {path_glob!r}: {exc}") from None
 
+    @property
+    def file_ranker(self):
+        """The file ranker of this snapshot (``locate``, ``eval-repo``), made on first use."""
+        if getattr(self, "_file_ranker", None) is None:
+            from codeseer.search.files import FileRanker
+
+            self._file_ranker = FileRanker(self)
+        return self._file_ranker
+
+    @property
+    def _columns(self) -> list[str]:
+        """Columns of a hit row: ``repo`` too when the index holds several repositories."""
+        columns = _COLUMNS + (["repo"] if self.multi and self.has_repo else [])
+        return columns + (["file_kind"] if "file_kind" in self.chunks.schema.names else [])
+
+    def nearest(self, vector: np.ndarray, where: str | None, limit: int) -> list[dict]:
+        """The ``limit`` chunk rows nearest to ``vector`` (cosine in ``score``), through the ANN index where there is one."""
+        return self._dense("", where, limit, vector)
+
+    def lexical_rows(self, text: str, where: str | None, limit: int) -> list[dict]:
+        """The ``limit`` best chunk rows for ``text`` by BM25 (``score``)."""
+        return self._lexical(text, where, limit)
+
     def _dense(self, query: str, where: str | None, limit: int, vector: np.ndarray | None = None) -> list[dict]:
         if vector is None:
             vector = self.embedder.encode_queries([query])[0]
@@ -192,7 +227,7 @@ class Searcher:
                 builder = ann_search(builder, self._ann_nprobes) if self.use_ann else builder.bypass_vector_index()
             if where:
                 builder = builder.where(where, prefilter=True)
-            rows = builder.select(_COLUMNS + ["_distance"]).limit(limit).to_list()
+            rows = builder.select(self._columns + ["_distance"]).limit(limit).to_list()
             for row in rows:
                 row["score"] = 1.0 - float(row.pop("_distance"))
             return rows
@@ -202,7 +237,7 @@ class Searcher:
             builder = self.chunks.search(bits, vector_column_name="vector").distance_type("hamming")
             if where:
                 builder = builder.where(where, prefilter=True)
-            rows = builder.select(_COLUMNS + ["vector", "_distance"]).limit(RESCORE_FACTOR * limit).to_list()
+            rows = builder.select(self._columns + ["vector", "_distance"]).limit(RESCORE_FACTOR * limit).to_list()
         else:
             rows = self._int8_candidates(vector, where, RESCORE_FACTOR * limit)
         if not rows:
@@ -229,7 +264,7 @@ class Searcher:
         if not top:
             return []
         ids = [self._int8_ids[i] for i in top]
-        rows = self.chunks.search().where(sql_in("chunk_id", ids)).select(_COLUMNS + ["vector"]).limit(None).to_list()
+        rows = self.chunks.search().where(sql_in("chunk_id", ids)).select(self._columns + ["vector"]).limit(None).to_list()
         order = {cid: n for n, cid in enumerate(ids)}
         return sorted(rows, key=lambda r: order[r["chunk_id"]])
 
@@ -240,7 +275,7 @@ class Searcher:
         builder = self.chunks.search(text, query_type="fts", fts_columns=FTS_COLUMN)
         if where:
             builder = builder.where(where, prefilter=True)
-        rows = builder.select(_COLUMNS + ["_score"]).limit(limit).to_list()
+        rows = builder.select(self._columns + ["_score"]).limit(limit).to_list()
         for row in rows:
             row["score"] = float(row.pop("_score"))
         return rows
@@ -255,6 +290,7 @@ class Searcher:
         path_glob: str | None = None,
         fusion: str = "convex",
         repos: list[str] | None = None,
+        file_kinds: list[str] | tuple[str, ...] | None = None,
     ) -> list[Hit]:
         if not query or not query.strip():
             raise CodeseerError("empty query")
@@ -281,14 +317,14 @@ class Searcher:
         if repos:
             self.check_repos(repos)  # an unknown repo is the caller's error, not a damaged index
         try:
-            return self._search(query, vector, k, mode, languages, path_glob, fusion, repos)
+            return self._search(query, vector, k, mode, languages, path_glob, fusion, repos, file_kinds)
         except CodeseerError:
             raise
         except Exception as exc:  # a snapshot whose files went missing or bad under us
             raise damaged(self.store.directory, exc) from exc
 
-    def _search(self, query, vector, k, mode, languages, path_glob, fusion, repos=None) -> list[Hit]:
-        where = self.where(languages, path_glob, repos=repos)
+    def _search(self, query, vector, k, mode, languages, path_glob, fusion, repos=None, file_kinds=None) -> list[Hit]:
+        where = self.where(languages, path_glob, repos=repos, file_kinds=file_kinds)
         if where is False:
             return []
         candidates = max(50, 3 * k)
@@ -314,6 +350,7 @@ class Searcher:
                 path=row["path"], start_line=int(row["start_line"]), end_line=int(row["end_line"]),
                 symbol=row["symbol"], language=row["language"], kind=row["kind"],
                 score=round(float(row["score"]), 6), text=row["text"], repo=repo_of.get(row["chunk_id"]),
+                file_kind=row.get("file_kind"),
             )
             for row in rows
         ]

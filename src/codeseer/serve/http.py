@@ -45,6 +45,9 @@ MAX_PATH_CHARS = 1024
 Languages = Optional[list[str]]
 Repos = Optional[list[str]]
 REPOS_HELP = "Only these repos of an index of several (names as in /status `repos`)."
+Kinds = Optional[list[str]]
+KINDS_HELP = "Only files of these kinds: source, test, docs, types, build, example, config."
+INCLUDE_HELP = "File kinds ranked besides source: test, docs, types, build, example, config."
 
 
 class _Request(BaseModel):
@@ -60,6 +63,7 @@ class SearchRequest(_Request):
     languages: Languages = Field(None, max_length=MAX_LANGUAGES, description="e.g. [\"py\", \"java\"]")
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Glob relative to the indexed root, e.g. src/**")
     repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
+    kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
 
 
 class SimilarRequest(_Request):
@@ -71,6 +75,7 @@ class SimilarRequest(_Request):
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
     path_glob: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
     repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
+    kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
 
 
 class LocateRequest(_Request):
@@ -80,6 +85,7 @@ class LocateRequest(_Request):
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
     repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
+    include: Kinds = Field(None, max_length=MAX_LANGUAGES, description=INCLUDE_HELP)
 
 
 class ContextRequest(_Request):
@@ -88,6 +94,7 @@ class ContextRequest(_Request):
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
     repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
+    kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
 
 
 class DocsRequest(_Request):
@@ -352,26 +359,26 @@ def create_app(service: Service, *, token: str | None = None, max_body: int = MA
               summary="Search in words or code (hybrid, dense or lexical)")
     async def search(body: SearchRequest) -> dict:
         return await in_turn(service.search, body.query, k=body.k, mode=body.mode, languages=body.languages,
-                             path=body.path, repos=body.repos)
+                             path=body.path, repos=body.repos, kinds=body.kinds)
 
     @app.post("/similar", dependencies=authorized, responses=body_errors,
               summary="Code similar to PATH:LINE or to a snippet")
     async def similar(body: SimilarRequest) -> dict:
         return await in_turn(service.similar, location=body.location, path=body.path, line=body.line,
                              code=body.code, k=body.k, languages=body.languages, path_glob=body.path_glob,
-                             repos=body.repos)
+                             repos=body.repos, kinds=body.kinds)
 
     @app.post("/locate", dependencies=authorized, responses=body_errors,
               summary="Files and functions an issue most likely touches")
     async def locate(body: LocateRequest) -> dict:
         return await in_turn(service.locate, body.text, k=body.k, functions_per_file=body.functions_per_file,
-                             languages=body.languages, path=body.path, repos=body.repos)
+                             languages=body.languages, path=body.path, repos=body.repos, include=body.include)
 
     @app.post("/context", dependencies=authorized, responses=body_errors,
               summary="A token-budgeted context pack for a task")
     async def context(body: ContextRequest) -> dict:
         return await in_turn(service.context, body.task, budget=body.budget, languages=body.languages,
-                             path=body.path, repos=body.repos)
+                             path=body.path, repos=body.repos, kinds=body.kinds)
 
     @app.post("/docs", dependencies=authorized, responses=body_errors,
               summary="Documentation describing the code at PATH:LINE")

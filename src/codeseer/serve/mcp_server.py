@@ -53,15 +53,17 @@ def build_server(service: Service):
         languages: Optional[list[str]] = None,
         path: Optional[str] = None,
         repos: Optional[list[str]] = None,
+        kinds: Optional[list[str]] = None,
     ) -> dict[str, Any]:
         """Search the repository for code matching a plain-language description, an identifier or a snippet.
 
         Returns hits with path (relative to the repository root), start_line, end_line, symbol, language,
-        kind, score and the code text. `languages` filters (e.g. ["py", "ts"]); `path` is a glob such as
-        "src/**/*.py". k is at most 100. In an index of several repositories hits carry `repo`, `repos`
-        keeps only those repos, and locations elsewhere are written REPO/PATH:LINE.
+        kind, file_kind (source, test, docs, types, build, example, config), score and the code text.
+        `languages` filters (e.g. ["py", "ts"]); `path` is a glob such as "src/**/*.py"; `kinds` keeps
+        files of those kinds (e.g. ["source"]). k is at most 100. In an index of several repositories
+        hits carry `repo`, `repos` keeps only those repos, and locations elsewhere are written REPO/PATH:LINE.
         """
-        return service.search(query, k=k, mode=mode, languages=languages, path=path, repos=repos)
+        return service.search(query, k=k, mode=mode, languages=languages, path=path, repos=repos, kinds=kinds)
 
     @server.tool()
     @user_errors
@@ -72,14 +74,15 @@ def build_server(service: Service):
         languages: Optional[list[str]] = None,
         path_glob: Optional[str] = None,
         repos: Optional[list[str]] = None,
+        kinds: Optional[list[str]] = None,
     ) -> dict[str, Any]:
         """Find code similar to the chunk at `location` ("path/to/file.py:42") or to a `code` snippet.
 
         Works across languages (a Java method finds its C# or Python twin). Give exactly one of
-        location or code. The query chunk itself is excluded.
+        location or code. The query chunk itself is excluded. `kinds` keeps files of those kinds.
         """
         return service.similar(location=location, code=code, k=k, languages=languages, path_glob=path_glob,
-                               repos=repos)
+                               repos=repos, kinds=kinds)
 
     @server.tool()
     @user_errors
@@ -90,11 +93,15 @@ def build_server(service: Service):
         languages: Optional[list[str]] = None,
         path: Optional[str] = None,
         repos: Optional[list[str]] = None,
+        include: Optional[list[str]] = None,
     ) -> dict[str, Any]:
-        """Rank the files most likely to need a change for an issue or bug report `text`, each with the
-        functions in it that match best (path, start_line, end_line, symbol, score)."""
+        """Rank the source files most likely to need a change for an issue, bug report or change description
+        `text`, each with the functions in it that match best (path, start_line, end_line, symbol, score).
+        Paste the whole issue: file names, `backticked` identifiers, stack frames and a "module:" prefix
+        all count. `include` ranks other file kinds too (e.g. ["test"]); each file's `features` say why it
+        ranks where it does."""
         return service.locate(text, k=k, functions_per_file=functions_per_file, languages=languages, path=path,
-                              repos=repos)
+                              repos=repos, include=include)
 
     @server.tool()
     @user_errors
@@ -104,11 +111,12 @@ def build_server(service: Service):
         languages: Optional[list[str]] = None,
         path: Optional[str] = None,
         repos: Optional[list[str]] = None,
+        kinds: Optional[list[str]] = None,
     ) -> dict[str, Any]:
         """Build a context pack for a coding `task`: the most relevant code, merged per file, ordered by file
         and line, each block under a "path:start-end" header, never over `budget` tokens. The ready-to-use
         text is in `markdown`; `blocks` lists each block's path, line range, symbols and score."""
-        pack = service.context(task, budget=budget, languages=languages, path=path, repos=repos)
+        pack = service.context(task, budget=budget, languages=languages, path=path, repos=repos, kinds=kinds)
         for block in pack["blocks"]:  # the code is in `markdown` already; do not send it twice
             block.pop("text", None)
         return pack
