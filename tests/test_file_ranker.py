@@ -334,3 +334,14 @@ def test_locate_cli_and_its_errors(py_index):
     assert result.returncode == 1 and "unknown file kind 'tset' for --include" in result.stderr
     text = run_cli("locate", "printer: replacement", "-k", "3", "--include", "test,docs", cwd=py_index)
     assert text.returncode == 0 and "printer/" in text.stdout.splitlines()[0]
+
+
+def test_locate_filters_narrow_the_candidates(py_index):
+    searcher = Searcher(IndexStore(py_index / ".codeseer"))
+    text = "fix duplicative replacement in multiline mode"
+    assert {f.path for f in locate(searcher, text, k=10, path_glob="printer/**").files} == {
+        "printer/standard.py", "printer/util.py"}
+    assert locate(searcher, text, languages=["go"]).files == []
+    assert [f.path for f in locate(searcher, text, k=10, path_glob="globset/*").files] == ["globset/glob.py"]
+    with pytest.raises(CodeseerError, match="unknown repo"):
+        locate(searcher, text, repos=["elsewhere"])

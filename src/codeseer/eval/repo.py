@@ -45,7 +45,6 @@ __all__ = [
     "RepoQuery",
     "RepoTask",
     "build_qrels",
-    "evaluate_repo",
     "evaluate_repos",
     "file_ranking",
     "fit_on",
@@ -309,7 +308,7 @@ def _score_run(qrels, run) -> tuple[dict[str, float], dict[str, list]]:
     return evaluate_keeping_per_query(qrels, run, keep=KEEP_PER_QUERY, k_values=REPO_K_VALUES)
 
 
-def _baseline_files(searcher, prepared_qrels, queries) -> list[str]:
+def _baseline_files(searcher, queries) -> list[str]:
     """Whole-file BM25 baseline's files: every indexed file in the languages of the answers (tests included)."""
     from codeseer.index.store import column_values
 
@@ -374,7 +373,7 @@ def prepare_repo(
         prepared.results.append(ModeResult(mode, report.model if mode != "lexical" else None, metrics, per_query,
                                            run, seconds))
     if baseline:
-        bm25 = FileBM25.from_repository(Path(report.root), _baseline_files(searcher, qrels, todo))
+        bm25 = FileBM25.from_repository(Path(report.root), _baseline_files(searcher, todo))
         try:
             run = {}
             start = time.perf_counter()
@@ -471,9 +470,3 @@ def evaluate_repos(
                 w = used.setdefault("weights", shipped)
             p.results.insert(0, score_locate(p, w))
     return RepoEvalResult(prepared, pool([p for p in prepared if p.qrels]), used)
-
-
-def evaluate_repo(root: str | Path, queries: Sequence[RepoQuery], **kwargs) -> PreparedRepo:
-    """One repository (``codeseer eval-repo REPO_DIR QUERIES.jsonl``): its prepared and scored runs."""
-    result = evaluate_repos([RepoTask(Path(root).resolve().name, tuple(queries), root=Path(root))], **kwargs)
-    return result.repos[0]

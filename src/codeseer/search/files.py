@@ -51,6 +51,7 @@ DENSE_CHUNKS = 300  # best chunks fetched for the dense features and the functio
 LEXICAL_CHUNKS = 100  # best BM25 chunks, for the functions of each file
 DENSE_SCALE = 10.0  # cosine gaps are small: a tenth of cosine is one unit
 MAX_QUERY_WORDS = 1024  # BM25 query terms kept from a long issue text
+MAX_PATH_FILTER = 2000  # candidate paths spelled out in a filter when a glob narrows them
 WEIGHTS_FILE = "file_ranker.json"
 
 
@@ -202,15 +203,18 @@ class FileRanker:
             mask &= np.array([spec.match_file(p) for p in t.paths], dtype=bool)
         return mask
 
-    def _where(self, rows: np.ndarray, kinds, languages) -> str | None:
-        """A filter for the chunks or files of these candidate rows (by kind and language, else by path)."""
+    def _where(self, rows: np.ndarray, kinds, languages, path_glob, repos) -> str | None:
+        """A filter for the chunks or files of these candidate rows: by kind, language and repo, and by
+        path when a glob narrowed them (up to ``MAX_PATH_FILTER`` paths; past that, rows of other files
+        are dropped after the search)."""
         t = self.table
         clauses = [sql_in("file_kind", sorted(set(kinds)))]
         if languages:
             clauses.append(sql_in("language", sorted({t.languages[i] for i in rows})))
-        if len(rows) < len(t.paths) and len(rows) <= 2000:
-            keys = {(t.stored_repos[i], t.paths[i]) for i in rows}
-            clauses.append(sql_in("path", sorted({p for _, p in keys})))
+        if repos and self.searcher.has_repo:
+            clauses.append(sql_in("repo", sorted({t.stored_repos[i] for i in rows})))
+        if path_glob and len(rows) <= MAX_PATH_FILTER:
+            clauses.append(sql_in("path", sorted({t.paths[i] for i in rows})))
         return " AND ".join(f"({c})" for c in clauses)
 
     def candidates(
@@ -233,7 +237,7 @@ class FileRanker:
         if not len(rows):
             return FileCandidates(text, [], [], [], np.zeros((0, len(FEATURES))), {}, vector)
         position = {key: n for n, key in enumerate(keys)}
-        where = self._where(rows, kinds, languages)
+        where = self._where(rows, kinds, languages, path_glob, repos)
         features = np.zeros((len(rows), len(FEATURES)))
         features[:, 0] = self._bm25(FTS_COLUMN, text, where, position, len(rows))
         features[:, 1] = self._bm25(PATH_COLUMN, text, where, position, len(rows))
