@@ -35,7 +35,7 @@ from codeseer.models.tasks import DEFAULT_TASK, DOCUMENT, QUERY, check_role, get
 
 MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _MINILM_ALIASES = {MINILM_MODEL, "all-MiniLM-L6-v2", "minilm"}
-BACKENDS = ("torch", "onnx", "auto")
+BACKENDS = ("torch", "onnx", "auto")  # and None: ONNX fp32 where the model ships its graph, else torch
 # models that ship inside the package (src/codeseer/models/bundled/NAME): offline, no download
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 MINI_MODEL = "codeseer-code-mini"
@@ -60,6 +60,11 @@ def cpu_flags() -> frozenset[str]:
 def native_bf16() -> bool:
     """bf16 matmuls run in hardware (AVX512-BF16 or AMX): autocast is then ~2.5x faster, not slower."""
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def has_vnni() -> bool:
+    """int8 dot products in hardware: dynamic int8 then beats fp32 (VNNI or AMX)."""
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def auto_backend() -> tuple[str, bool, bool]:
@@ -225,7 +230,7 @@ class Embedder:
         task: str = DEFAULT_TASK,
         pooling: str | None = None,
         dim: int | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
         quantize: bool = False,
         bf16: bool = False,
         trust_remote_code: bool | None = None,
@@ -244,10 +249,16 @@ class Embedder:
                 pooling = "last"
             if pooling not in USER_POOLINGS:
                 raise CodeseerError(f"unknown pooling {pooling!r}: choose one of {', '.join(USER_POOLINGS)}")
-        if backend not in BACKENDS:
+        if backend is not None and backend not in BACKENDS:
             raise CodeseerError(f"unknown backend {backend!r}: choose torch, onnx or auto")
+        # Bundled models ship their ONNX graphs (codeseer.models.runtime): with them no torch is needed.
+        self._shipped = self._shipped_graphs(pooling, trust_remote_code)
         self.auto_backend = backend == "auto"
-        if backend == "auto":
+        if backend is None:  # exact fp32 vectors: the shipped graph, else PyTorch
+            backend = "onnx" if self._shipped is not None and device == "cpu" and not bf16 else "torch"
+        elif backend == "auto" and self._shipped is not None and device == "cpu" and not bf16:
+            backend, quantize = "onnx", quantize or has_vnni()
+        elif backend == "auto":
             if quantize and bf16:
                 raise CodeseerError("choose int8 (onnx) or bf16 (torch), not both")
             if quantize:
@@ -276,9 +287,28 @@ class Embedder:
 
     # ------------------------------------------------------------------ loading
 
+    def _shipped_graphs(self, pooling: str | None, trust_remote_code: bool | None) -> dict | None:
+        """The ONNX graphs shipped with a bundled model, when they fit this embedder (no override)."""
+        from codeseer.models.runtime import shipped_graphs
+
+        folder = Path(self.resolved.location)
+        if self.recipe is not None or trust_remote_code or not folder.is_dir():
+            return None
+        meta = shipped_graphs(folder)
+        if meta is None or (pooling is not None and pooling != meta.get("pooling")):
+            return None
+        return meta
+
     def _load(self, device, max_seq_length, pooling, quantize, trust_remote_code, onnx_cache_dir):
         from codeseer.models import backends
 
+        if self.backend == "onnx" and self._shipped is not None:
+            from codeseer.models.runtime import ShippedOnnxEncoder
+
+            self.family = backends.inspect_folder(Path(self.resolved.location)).family
+            self.pooling = self._shipped["pooling"]
+            return ShippedOnnxEncoder(Path(self.resolved.location), self._shipped, quantize=quantize,
+                                      max_seq_length=max_seq_length, batch_size=self.batch_size)
         recipe = self.recipe
         folder = _find_folder(self.resolved.location)
         info = backends.inspect_folder(folder)
