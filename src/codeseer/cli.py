@@ -145,29 +145,30 @@ def search(
 
       codeseer search "how do I configure the client" --kind docs
     """
-    from codeseer.apps.commands import file_kinds, kind_tag
-    from codeseer.index.store import IndexStore
-    from codeseer.search.searcher import Searcher
+    from codeseer.apps.commands import answer, file_kinds, kind_tag
 
     if not query.strip():
         raise CodeseerError("empty query: say what you are looking for")
-    store = IndexStore.open_existing(index_dir) if index_dir else IndexStore.find(Path.cwd())
-    hits = Searcher(store, model=model, task=task).search(query, k=k, mode=mode, languages=lang, path_glob=path_glob, fusion=fusion, repos=repo, file_kinds=file_kinds(kind))
+    file_kinds(kind)  # a bad --kind fails before any work
+    hits = answer("search", index_dir, {"query": query, "k": k, "mode": mode, "lang": lang, "path_glob": path_glob,
+                                        "fusion": fusion, "repo": repo, "kind": kind, "model": model,
+                                        "task": task})["hits"]
     if as_json:
-        sys.stdout.write(json.dumps([h.to_dict() for h in hits], indent=2) + "\n")
+        sys.stdout.write(json.dumps(hits, indent=2) + "\n")
         return
     if not hits:
         err.print("no results")
         return
     for hit in hits:
+        shown = f"{hit['repo']}/{hit['path']}" if hit.get("repo") else hit["path"]
         out.print(
-            f"[bold cyan]{hit.shown_path}[/]:[yellow]{hit.start_line}-{hit.end_line}[/] "
-            f"[bold]{hit.symbol or hit.kind}[/] [dim]{hit.score:.4f}[/]{kind_tag(hit.file_kind)}"
+            f"[bold cyan]{shown}[/]:[yellow]{hit['start_line']}-{hit['end_line']}[/] "
+            f"[bold]{hit['symbol'] or hit['kind']}[/] [dim]{hit['score']:.4f}[/]{kind_tag(hit.get('file_kind'))}"
         )
-        lines = hit.text.splitlines()
+        lines = hit["text"].splitlines()
         snippet = "\n".join(lines[:SNIPPET_LINES]) + ("\n…" if len(lines) > SNIPPET_LINES else "")
-        out.print(Syntax(snippet, PYGMENTS_LEXERS.get(hit.language, hit.language), line_numbers=True,
-                         start_line=hit.start_line, theme="ansi_dark", word_wrap=False))
+        out.print(Syntax(snippet, PYGMENTS_LEXERS.get(hit["language"], hit["language"]), line_numbers=True,
+                         start_line=hit["start_line"], theme="ansi_dark", word_wrap=False))
 
 
 app.command("eval")(eval_command)

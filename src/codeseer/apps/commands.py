@@ -41,6 +41,21 @@ def _searcher(index_dir: Path | None):
     return open_searcher(index_dir)
 
 
+def answer(op: str, index_dir: Path | None, args: dict) -> dict:
+    """A query's answer (:func:`codeseer.apps.queries.run`): from the index's warm query process when
+    one runs (:mod:`codeseer.serve.warm`; this then imports nothing heavy), else computed here."""
+    from codeseer.serve import warm
+
+    directory = warm.index_dir_for(index_dir) if warm.enabled() else None
+    if directory is not None:
+        reply = warm.ask(directory, op, args)
+        if reply is not None:
+            return reply
+    from codeseer.apps.queries import run
+
+    return run(op, _searcher(directory or index_dir), args)
+
+
 def _location(searcher, spec: str) -> tuple[str | None, str, int]:
     """(repo, root-relative path, line); repo is None in an index of one repository."""
     from codeseer.apps.common import locate_path, parse_location
@@ -121,29 +136,26 @@ def similar_command(
 
       pbpaste | codeseer similar --code - -k 5 --json
     """
-    from codeseer.apps.similar import similar
-
     if (location is None) == (code is None):
         raise CodeseerError("give PATH:LINE or --code (use `--code -` to read a snippet from stdin), not both")
-    searcher = _searcher(index_dir)
+    file_kinds(kind)  # a bad --kind fails before any work
+    args = {"k": k, "lang": lang, "path_glob": path_glob, "repo": repo, "kind": kind, "cwd": str(Path.cwd())}
     if code is not None:
-        result = similar(searcher, code=_read_arg(code, "--code"), k=k, languages=lang, path_glob=path_glob, repos=repo,
-                         file_kinds=file_kinds(kind))
+        args["code"] = _read_arg(code, "--code")
     else:
-        in_repo, path, line = _location(searcher, location)
-        result = similar(searcher, path=path, line=line, k=k, languages=lang, path_glob=path_glob, repo=in_repo,
-                         repos=repo, file_kinds=file_kinds(kind))
+        args["location"] = location
+    result = answer("similar", index_dir, args)
     if as_json:
-        _dump(result.to_dict())
+        _dump(result)
         return
-    q = result.query
+    q = result["query"]
     if "path" in q:
         err.print(f"[dim]similar to[/] {escape(_shown(q))}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
-    if not result.hits:
+    if not result["hits"]:
         err.print("no results")
-    for hit in result.hits:
-        _print_hit(_shown(hit), hit.start_line, hit.end_line, hit.symbol or hit.kind, hit.score, hit.text, hit.language,
-                   hit.file_kind)
+    for hit in result["hits"]:
+        _print_hit(_shown(hit), hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
+                   hit["text"], hit["language"], hit.get("file_kind"))
 
 
 # --------------------------------------------------------------------------- dupes
@@ -236,25 +248,24 @@ def locate_command(
 
       codeseer locate "flaky retry test" --include tests
     """
-    from codeseer.apps.locate import locate
+    from codeseer.index.filekinds import parse_kinds
 
-    searcher = _searcher(index_dir)
-    if weights is not None:
-        from codeseer.search.files import load_weights
-
-        searcher.file_ranker.weights = load_weights(weights)
-    result = locate(searcher, _read_arg(text, "issue text"), k=k, functions_per_file=functions,
-                    languages=lang, path_glob=path_glob, repos=repo, include=include)
+    parse_kinds(include, what="--include")  # a bad kind fails before any work
+    args = {"text": _read_arg(text, "issue text"), "k": k, "functions": functions, "lang": lang,
+            "path_glob": path_glob, "repo": repo, "include": include,
+            "weights": str(weights.resolve()) if weights is not None else None}
+    result = answer("locate", index_dir, args)
     if as_json:
-        _dump(result.to_dict())
+        _dump(result)
         return
-    if not result.files:
+    if not result["files"]:
         err.print("no results")
-    for n, f in enumerate(result.files, 1):
-        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(_shown(f))}[/] [dim]{f.score:.4f} ({f.hits} hits)[/]"
-                  f"{kind_tag(f.kind)}")
-        for fn in f.functions:
-            out.print(f"      [yellow]{fn.start_line}-{fn.end_line}[/] {escape(fn.symbol or fn.kind)} [dim]{fn.score:.4f}[/]")
+    for n, f in enumerate(result["files"], 1):
+        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(_shown(f))}[/] [dim]{f['score']:.4f} ({f['hits']} hits)[/]"
+                  f"{kind_tag(f.get('kind'))}")
+        for fn in f["functions"]:
+            out.print(f"      [yellow]{fn['start_line']}-{fn['end_line']}[/] {escape(fn['symbol'] or fn['kind'])} "
+                      f"[dim]{fn['score']:.4f}[/]")
 
 
 # --------------------------------------------------------------------------- context
@@ -281,16 +292,15 @@ def context_command(
 
       codeseer context "parse the config" --budget 1500 --format json
     """
-    from codeseer.apps.context import FORMATS, context_pack
-
-    if fmt not in FORMATS:
+    if fmt not in ("md", "json"):
         raise CodeseerError(f"unknown format {fmt!r}; choose md or json")
     if budget < 1:
         raise CodeseerError(f"--budget must be at least 1 token, got {budget}")
-    pack = context_pack(_searcher(index_dir), _read_arg(task, "task"), budget=budget, languages=lang,
-                        path_glob=path_glob, repos=repo, file_kinds=file_kinds(kind))
-    sys.stdout.write(pack.render(fmt))
-    err.print(f"[dim]{pack.tokens}/{pack.budget} tokens, {len(pack.blocks)} blocks from {pack.used_chunks} chunks[/]")
+    file_kinds(kind)
+    pack = answer("context", index_dir, {"task": _read_arg(task, "task"), "budget": budget, "format": fmt,
+                                         "lang": lang, "path_glob": path_glob, "repo": repo, "kind": kind})
+    sys.stdout.write(pack["text"])
+    err.print(f"[dim]{pack['tokens']}/{pack['budget']} tokens, {pack['blocks']} blocks from {pack['used_chunks']} chunks[/]")
 
 
 # --------------------------------------------------------------------------- docs

@@ -69,10 +69,12 @@ def locate(
     include: list[str] | tuple[str, ...] | None = None,
     task: str = TASK_SEARCH,
     repos: list[str] | None = None,
+    weights=None,
 ) -> LocateResult:
     """The ``k`` files most likely to need a change for issue ``text``, best first.
 
-    ``include`` adds file kinds to the source files ranked by default (``["test", "docs"]``).
+    ``include`` adds file kinds to the source files ranked by default (``["test", "docs"]``);
+    ``weights`` (:class:`~codeseer.search.files.RankerWeights`) replace the shipped ones.
     """
     if not text or not text.strip():
         raise CodeseerError("empty issue text: describe the problem (or pipe the issue in with `-`)")
@@ -86,7 +88,7 @@ def locate(
         raise CodeseerError("functions per file must not be negative")
     kinds = [SOURCE] + [kind for kind in parse_kinds(include, what="--include") if kind != SOURCE]
     ranked = searcher.file_ranker.rank(text, k=k, kinds=kinds, languages=languages, path_glob=path_glob,
-                                       repos=repos, chunks_per_file=functions_per_file)
+                                       repos=repos, chunks_per_file=functions_per_file, weights=weights)
     named = set(quoted_identifiers(text))
     files = []
     for f in ranked:

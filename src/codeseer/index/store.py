@@ -36,9 +36,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="lancedb")
 
 import lancedb  # noqa: E402  (LANCE_LOG / LANCEDB_LOG must be set first)
 
-INDEX_DIRNAME = ".codeseer"
-STATE_FILE = "state.json"
-HISTORY_FILE = "history.json"
+from codeseer.index.location import HISTORY_FILE, INDEX_DIRNAME, STATE_FILE, existing_index_dir, find_index_dir  # noqa: E402,F401
 HISTORY_KEEP = 8
 REPAIR_HINT = "run `codeseer index --repair`"
 LOCK_FILE = "index.lock"
@@ -256,22 +254,22 @@ class IndexStore:
     @classmethod
     def find(cls, start: Path) -> "IndexStore":
         """The index in ``start`` or its nearest parent that has one, as git finds ``.git``."""
-        start = start.resolve()
-        for directory in (start, *start.parents):
-            candidate = directory / INDEX_DIRNAME
-            if (candidate / STATE_FILE).is_file() or (candidate / HISTORY_FILE).is_file():
-                return cls(candidate)
-        raise CodeseerError(f"no codeseer index found in {start} or its parents; run `codeseer index` first")
+        found = find_index_dir(start)
+        if found is None:
+            raise CodeseerError(f"no codeseer index found in {Path(start).resolve()} or its parents; run `codeseer index` first")
+        return cls(found)
 
     @classmethod
     def open_existing(cls, directory: Path) -> "IndexStore":
         store = cls(directory)
-        if not ((store.directory / STATE_FILE).is_file() or (store.directory / HISTORY_FILE).is_file()):
-            nested = store.directory / INDEX_DIRNAME
-            if (nested / STATE_FILE).is_file() or (nested / HISTORY_FILE).is_file():
-                return cls(nested)
+        if store.remote:
+            if not ((store.directory / STATE_FILE).is_file() or (store.directory / HISTORY_FILE).is_file()):
+                raise CodeseerError(f"no codeseer index at {directory}; run `codeseer index` first")
+            return store
+        found = existing_index_dir(store.directory)
+        if found is None:
             raise CodeseerError(f"no codeseer index at {directory}; run `codeseer index` first")
-        return store
+        return cls(found)
 
     # -- state --------------------------------------------------------------------------------
     @property

@@ -249,6 +249,8 @@ class Embedder:
                 pooling = "last"
             if pooling not in USER_POOLINGS:
                 raise CodeseerError(f"unknown pooling {pooling!r}: choose one of {', '.join(USER_POOLINGS)}")
+        if backend is None and os.environ.get("CODESEER_BACKEND"):  # e.g. torch: the path before the light runtime
+            backend = os.environ["CODESEER_BACKEND"].strip().lower()
         if backend is not None and backend not in BACKENDS:
             raise CodeseerError(f"unknown backend {backend!r}: choose torch, onnx or auto")
         # Bundled models ship their ONNX graphs (codeseer.models.runtime): with them no torch is needed.
@@ -294,6 +296,8 @@ class Embedder:
         folder = Path(self.resolved.location)
         if self.recipe is not None or trust_remote_code or not folder.is_dir():
             return None
+        if os.environ.get("CODESEER_SHIPPED_ONNX", "").lower() in ("off", "0", "false", "no"):
+            return None  # the exporting path instead (benchmarks compare the two)
         meta = shipped_graphs(folder)
         if meta is None or (pooling is not None and pooling != meta.get("pooling")):
             return None

@@ -339,16 +339,19 @@ class FileRanker:
         return hits
 
     # -- ranking -------------------------------------------------------------------------------------
-    def rank(self, text: str, *, k: int = 10, chunks_per_file: int = 0, **filters) -> list[RankedFile]:
-        """The ``k`` best files for ``text`` with their features and chunk hits.
+    def rank(self, text: str, *, k: int = 10, chunks_per_file: int = 0, weights: RankerWeights | None = None,
+             **filters) -> list[RankedFile]:
+        """The ``k`` best files for ``text`` with their features and chunk hits (``weights``: other than this
+        ranker's).
 
         A file ranked on file-level evidence alone (no fetched chunk hit) gets its ``chunks_per_file``
         chunks nearest to the query instead.
         """
+        weights = weights or self.weights
         found = self.candidates(text, **filters)
-        scores = found.scores(self.weights)
+        scores = found.scores(weights)
         out = []
-        for i in found.order(self.weights)[:k]:
+        for i in found.order(weights)[:k]:
             repo, path = found.keys[i]
             hits = found.hits.get((repo, path), [])
             if not hits and chunks_per_file:

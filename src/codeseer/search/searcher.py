@@ -291,7 +291,9 @@ class Searcher:
         fusion: str = "convex",
         repos: list[str] | None = None,
         file_kinds: list[str] | tuple[str, ...] | None = None,
+        task: str | None = None,
     ) -> list[Hit]:
+        """The ``k`` best chunks for ``query``; ``task`` picks another query prefix than the searcher's."""
         if not query or not query.strip():
             raise CodeseerError("empty query")
         if mode not in MODES:
@@ -313,7 +315,8 @@ class Searcher:
         if languages and any("\0" in str(lang) for lang in languages):
             raise CodeseerError("language names cannot contain NUL characters")
         # The model runs first, outside the guard below: its failures are not the index's.
-        vector = self.embedder.encode_queries([query])[0] if mode in ("dense", "hybrid") else None
+        embedder = self.embedder_for(task) if task else self.embedder
+        vector = embedder.encode_queries([query])[0] if mode in ("dense", "hybrid") else None
         if repos:
             self.check_repos(repos)  # an unknown repo is the caller's error, not a damaged index
         try:

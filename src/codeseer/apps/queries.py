@@ -1,0 +1,87 @@
+"""The CLI's query commands as data in, JSON-ready data out.
+
+``codeseer search``, ``locate``, ``similar`` and ``context`` run :func:`run` either in the CLI
+process or in the warm query process of their index (:mod:`codeseer.serve.warm`); the CLI prints
+the returned dictionary the same way in both cases, so the answer is the same byte for byte.
+Arguments are plain JSON values (paths relative to ``cwd``, the caller's folder), never objects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codeseer.errors import CodeseerError
+
+__all__ = ["OPERATIONS", "run"]
+
+
+def _kinds(values) -> list[str] | None:
+    from codeseer.index.filekinds import parse_kinds
+
+    return parse_kinds(values) or None
+
+
+def _search(searcher, a: dict) -> dict:
+    model = a.get("model")
+    if model is not None:
+        from codeseer.models.embedder import resolve_model
+
+        if resolve_model(model).name != searcher.state.model:
+            raise CodeseerError(
+                f"index was built with model {searcher.state.model}, not {resolve_model(model).name}; "
+                "search with the index's model or re-index with `codeseer index --rebuild --model ...`"
+            )
+    task = a.get("task") or "nl2code"
+    hits = searcher.search(a["query"], k=a.get("k", 10), mode=a.get("mode", "hybrid"), languages=a.get("lang"),
+                           path_glob=a.get("path_glob"), fusion=a.get("fusion", "convex"), repos=a.get("repo"),
+                           file_kinds=_kinds(a.get("kind")), task=None if task == searcher.task else task)
+    return {"hits": [h.to_dict() for h in hits]}
+
+
+def _locate(searcher, a: dict) -> dict:
+    from codeseer.apps.locate import locate
+    from codeseer.search.files import load_weights
+
+    weights = load_weights(a["weights"]) if a.get("weights") else None
+    result = locate(searcher, a["text"], k=a.get("k", 10), functions_per_file=a.get("functions", 3),
+                    languages=a.get("lang"), path_glob=a.get("path_glob"), repos=a.get("repo"),
+                    include=a.get("include"), weights=weights)
+    return result.to_dict()
+
+
+def _similar(searcher, a: dict) -> dict:
+    from codeseer.apps.common import locate_path, parse_location
+    from codeseer.apps.similar import similar
+
+    common = dict(k=a.get("k", 10), languages=a.get("lang"), path_glob=a.get("path_glob"), repos=a.get("repo"),
+                  file_kinds=_kinds(a.get("kind")))
+    if a.get("code") is not None:
+        return similar(searcher, code=a["code"], **common).to_dict()
+    path, line = parse_location(a["location"])
+    repo, rel = locate_path(searcher, path, cwd=Path(a.get("cwd") or Path.cwd()))
+    return similar(searcher, path=rel, line=line, repo=repo, **common).to_dict()
+
+
+def _context(searcher, a: dict) -> dict:
+    from codeseer.apps.context import FORMATS, context_pack
+
+    fmt = a.get("format", "md")
+    if fmt not in FORMATS:
+        raise CodeseerError(f"unknown format {fmt!r}; choose md or json")
+    pack = context_pack(searcher, a["task"], budget=a["budget"], languages=a.get("lang"),
+                        path_glob=a.get("path_glob"), repos=a.get("repo"), file_kinds=_kinds(a.get("kind")))
+    return {"text": pack.render(fmt), "tokens": pack.tokens, "budget": pack.budget, "blocks": len(pack.blocks),
+            "used_chunks": pack.used_chunks}
+
+
+OPERATIONS = {"search": _search, "locate": _locate, "similar": _similar, "context": _context}
+
+
+def run(op: str, searcher, args: dict[str, Any]) -> dict:
+    """Answer one CLI query ``op`` (search, locate, similar, context) on ``searcher``."""
+    try:
+        operation = OPERATIONS[op]
+    except KeyError:
+        raise CodeseerError(f"unknown operation {op!r}") from None
+    return operation(searcher, args)
