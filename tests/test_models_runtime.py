@@ -122,3 +122,23 @@ def test_index_and_every_query_path_run_without_torch(tmp_path):
     assert result["heavy"] == [], result
     assert result["backend"] == "onnx" and result["top"] == "net/retry.py" and result["file"] == "net/retry.py"
     assert result["near"] >= 1 and 0 < result["tokens"] <= 200
+
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "lancedb", "onnxruntime", "pyarrow")
+START_UP = textwrap.dedent('''
+    import json, sys
+    from codeseer.cli import main
+    sys.argv = ["codeseer", *sys.argv[1:]]
+    try:
+        main()
+    except SystemExit:
+        pass
+    print(json.dumps([m for m in %r if m in sys.modules]))
+''' % (HEAVY,))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["search", "--help"], ["search"], ["locate", "x", "--include", "tset"]])
+def test_cli_start_up_and_argument_errors_import_nothing_heavy(tmp_path, args):
+    done = subprocess.run([sys.executable, "-c", START_UP, *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [], done.stderr

@@ -3,6 +3,7 @@ other builds, idle exit, errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -115,6 +116,29 @@ def test_the_warm_process_answers_byte_for_byte_as_the_cli_process(indexed, warm
     assert sub.stdout == cold[("similar", "util/text.py:2")].stdout
     elsewhere = _cli("search", "retry an operation that fails", "--index", str(index_dir), cwd=indexed.parent)
     assert elsewhere.stdout == cold[COMMANDS[0]].stdout
+
+
+CLIENT = """
+import json, sys
+from codeseer.cli import main
+sys.argv = ["codeseer", "search", "retry an operation that fails", "--json"]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps([m for m in ("lancedb", "onnxruntime", "pyarrow", "torch", "tokenizers") if m in sys.modules]))
+"""
+
+
+def test_a_warm_client_imports_nothing_heavy(indexed, warm_env):
+    index_dir = indexed / ".codeseer"
+    warm.start(index_dir)
+    _wait_for(warm.socket_path(index_dir))
+    done = subprocess.run([sys.executable, "-c", CLIENT], cwd=indexed, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert '"path": "net/retry.py"' in done.stdout
 
 
 def test_errors_come_back_as_one_line(indexed, warm_env):

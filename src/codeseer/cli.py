@@ -194,6 +194,14 @@ def main() -> None:
     except CodeseerError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
+    except ModuleNotFoundError as exc:  # a package of an extra that is not installed (codeseer.extras)
+        from codeseer.extras import missing_message
+
+        message = missing_message(exc.name or "")
+        if message is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
         raise SystemExit(130) from None

@@ -50,7 +50,7 @@ def _import_ray():
     try:
         import ray
     except ImportError as exc:
-        raise CodeseerError("--ray needs the ray package: pip install 'ray>=2.9'") from exc
+        raise CodeseerError("--ray needs the ray package, which is not installed: pip install 'codeseer[ray]'") from exc
     return ray
 
 

