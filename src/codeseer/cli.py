@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,6 +15,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from codeseer.errors import CodeseerError
+from codeseer.render import counted
 from codeseer.eval.commands import eval_command, eval_repo_command
 from codeseer.apps.commands import context_command, docs_command, dupes_command, locate_command, similar_command, stale_docs_command
 from codeseer.serve.commands import mcp_command, serve_command
@@ -100,8 +103,8 @@ def index(
         return
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items())) or "none"
     err.print(
-        f"[bold green]indexed[/] {report.files} files, {report.chunks} chunks in {report.seconds:.1f}s "
-        f"({report.changed_files} changed, {report.deleted_files} deleted, {report.embedded_chunks} chunks embedded, "
+        f"[bold green]indexed[/] {counted(report.files, 'file')}, {counted(report.chunks, 'chunk')} in {report.seconds:.1f}s "
+        f"({report.changed_files} changed, {report.deleted_files} deleted, {counted(report.embedded_chunks, 'chunk')} embedded, "
         f"{report.reused_chunks} reused ({report.cached_chunks} from the machine-wide cache); skipped: {skipped})\n[dim]index: {report.index_dir}  model: {report.model}[/]",
         soft_wrap=True,
     )
@@ -188,9 +191,63 @@ app.command("train")(train_command)
 app.add_typer(data_app, name="data")
 
 
+def _reflow(text: str) -> str:
+    """A docstring's paragraphs as single lines, so the terminal wraps them at its own width (typer keeps
+    every newline: hard-wrapped docstrings broke mid-sentence at 80 columns); indented examples stay."""
+    paragraphs = []
+    for paragraph in re.split(r"\n\s*\n", inspect.cleandoc(text)):
+        lines = paragraph.split("\n")
+        if len(lines) > 1 and not any(line[:1].isspace() or line.lstrip()[:2] in ("- ", "* ") for line in lines):
+            paragraph = " ".join(line.strip() for line in lines)
+        paragraphs.append(paragraph)
+    return "\n\n".join(paragraphs)
+
+
+def _metavar(param) -> str:
+    """What an option's value looks like in --help: N, X, the choices, or the option's own name."""
+    desc = param.type_descriptor
+    if desc.is_choice:
+        return "|".join(str(c) for c in desc.choices or ())
+    kind = desc.ranged_type_name if desc.is_ranged else param.bare_type()
+    if "int" in kind:
+        return "N"
+    if "float" in kind:
+        return "X"
+    return max(param.opts, key=len).lstrip("-").upper().replace("-", "_")
+
+
+def tidy(command):
+    """The click command tree of ``app`` with readable help: reflowed docstrings, no ``<bool>`` or
+    ``<list[str]>`` type labels (flags show nothing, values a name such as LANG or N)."""
+    if command.help:
+        command.help = _reflow(command.help)
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "option":
+            param.metavar = "" if param.is_flag else _metavar(param)
+        elif param.param_type_name == "argument":
+            param.metavar = param.name.upper()
+    for param in command.params:
+        if param.param_type_name == "argument":  # its name says what it is; no <str> / <list[str]> beside it
+            param.display_type_rich = lambda ctx: None
+    make_help_option = command.get_help_option
+
+    def get_help_option(ctx):  # click makes --help per call: give it no value label either
+        option = make_help_option(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
+    for sub in getattr(command, "commands", {}).values():
+        tidy(sub)
+    return command
+
+
 def main() -> None:
     try:
-        app()
+        tidy(typer.main.get_command(app))(prog_name="codeseer")
     except CodeseerError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None

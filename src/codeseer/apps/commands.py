@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from codeseer.errors import CodeseerError
+from codeseer.render import counted
 
 out = Console()
 err = Console(stderr=True)
@@ -194,7 +195,7 @@ def dupes_command(
         _dump(result.to_dict())
         return
     if not result.clusters:
-        err.print(f"no near-duplicates among {result.candidates} functions (threshold {threshold})")
+        err.print(f"no near-duplicates among {counted(result.candidates, 'function')} (threshold {threshold})")
     for n, cluster in enumerate(result.clusters, 1):
         out.print(f"[bold]{n}.[/] {cluster.size} functions, similarity "
                   f"{cluster.min_similarity:.3f}-{cluster.max_similarity:.3f} (mean {cluster.mean_similarity:.3f})")
@@ -261,7 +262,7 @@ def locate_command(
     if not result["files"]:
         err.print("no results")
     for n, f in enumerate(result["files"], 1):
-        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(_shown(f))}[/] [dim]{f['score']:.4f} ({f['hits']} hits)[/]"
+        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(_shown(f))}[/] [dim]{f['score']:.4f} ({counted(f['hits'], 'hit')})[/]"
                   f"{kind_tag(f.get('kind'))}")
         for fn in f["functions"]:
             out.print(f"      [yellow]{fn['start_line']}-{fn['end_line']}[/] {escape(fn['symbol'] or fn['kind'])} "
@@ -300,7 +301,8 @@ def context_command(
     pack = answer("context", index_dir, {"task": _read_arg(task, "task"), "budget": budget, "format": fmt,
                                          "lang": lang, "path_glob": path_glob, "repo": repo, "kind": kind})
     sys.stdout.write(pack["text"])
-    err.print(f"[dim]{pack['tokens']}/{pack['budget']} tokens, {pack['blocks']} blocks from {pack['used_chunks']} chunks[/]")
+    err.print(f"[dim]{pack['tokens']}/{counted(pack['budget'], 'token')}, {counted(pack['blocks'], 'block')} from "
+              f"{counted(pack['used_chunks'], 'chunk')}[/]")
 
 
 # --------------------------------------------------------------------------- docs

@@ -440,9 +440,11 @@ def vector_search(
 
     Float indexes are searched by LanceDB; int8/binary indexes by an exact scan of the decoded codes.
     """
+    from codeseer.search.searcher import in_tie_order, tie_margin
+
     columns = chunk_columns(searcher, columns)
     vector = normalise(np.asarray(vector, dtype=np.float32))
-    limit = k + len(exclude_ids)
+    limit = tie_margin(k) + len(exclude_ids)
     if exact_vectors(searcher):
         builder = searcher.chunks.search(vector, vector_column_name="vector").distance_type("cosine")
         if where:
@@ -458,7 +460,7 @@ def vector_search(
             continue
         row["score"] = round(float(row["score"]), 6)
         out.append(row)
-    return out[:k]
+    return in_tie_order(out)[:k]
 
 
 def _scan(searcher, vector: np.ndarray, where: str | None, limit: int, columns: list[str]) -> list[dict]:

@@ -55,6 +55,7 @@ class ContextPack:
     blocks: list[ContextBlock] = field(default_factory=list)
     candidates: int = 0
     used_chunks: int = 0
+    smallest: int = 0  # tokens of the smallest block that could be made (the best chunk's header), when none fit
 
     def render(self, fmt: str = "md") -> str:
         if fmt == "md":
@@ -192,20 +193,28 @@ def build_pack(hits: Sequence, budget: int, count: Callable[[str], int], *, task
         selected.pop()
         blocks = merge_hits(selected)
         tokens = count(render_blocks(blocks))
+    smallest = 0
     if not selected and unique:
         blocks, tokens = _truncated_top(unique[0], budget, count)
+        if not blocks:
+            smallest, tokens = tokens, 0
     return ContextPack(task=task, budget=budget, tokens=tokens, blocks=blocks, candidates=len(unique),
-                       used_chunks=len(selected) or (1 if blocks else 0))
+                       used_chunks=len(selected) or (1 if blocks else 0), smallest=smallest)
 
 
 def _truncated_top(hit, budget: int, count: Callable[[str], int]) -> tuple[list[ContextBlock], int]:
-    """The best chunk cut to its first lines when not even it fits whole (empty if no line fits)."""
+    """The best chunk cut to its first lines when not even it fits whole; to the start of its first
+    line (marked ``…``) when no whole line fits; an error when not even its header fits."""
     block = _block([hit])
     lines = block.text.split("\n")
 
     def cut(n: int) -> ContextBlock:
         return ContextBlock(block.path, block.language, block.start_line, block.start_line + n - 1, block.symbols,
                             block.score, "\n".join(lines[:n]), truncated=True, repo=block.repo)
+
+    def cut_line(chars: int) -> ContextBlock:
+        return ContextBlock(block.path, block.language, block.start_line, block.start_line, block.symbols,
+                            block.score, lines[0][:chars].rstrip() + " …", truncated=True, repo=block.repo)
 
     lo, hi = 0, len(lines)  # largest n with a fitting render
     while lo < hi:
@@ -215,7 +224,17 @@ def _truncated_top(hit, budget: int, count: Callable[[str], int]) -> tuple[list[
         else:
             hi = mid - 1
     if lo == 0:
-        return [], 0
+        lo_c, hi_c = 0, len(lines[0])  # the longest start of the first line that fits, with its marker
+        while lo_c < hi_c:
+            mid = (lo_c + hi_c + 1) // 2
+            if count(render_block(cut_line(mid))) <= budget:
+                lo_c = mid
+            else:
+                hi_c = mid - 1
+        if count(render_block(cut_line(lo_c))) > budget:
+            return [], count(render_block(cut_line(0)))  # not even the header fits: what it would need
+        best = cut_line(lo_c)
+        return [best], count(render_blocks([best]))
     best = cut(lo)
     return [best], count(render_blocks([best]))
 
@@ -250,4 +269,9 @@ def context_pack(
     if not include_docs:
         hits = [h for h in hits if h.kind != "section"]
     count = token_counter(searcher.embedder.tokenizer)
-    return build_pack(hits, budget, count, task=task_text)
+    pack = build_pack(hits, budget, count, task=task_text)
+    if pack.smallest:
+        header = hits[0].shown_path + f":{hits[0].start_line}"
+        raise CodeseerError(f"a budget of {budget} tokens does not hold even the best chunk's header ({pack.smallest} "
+                            f"tokens for {header}); give --budget {pack.smallest} or more")
+    return pack

@@ -107,6 +107,9 @@ _FILENAMES: dict[str, str] = {
     "Procfile": "text",
 }
 
+KNOWN_LANGUAGES: frozenset[str] = frozenset(_EXTENSIONS.values()) | frozenset(_FILENAMES.values())
+"""Every language name an index can hold (what ``--lang`` accepts, besides aliases such as ``py``)."""
+
 # Cheap signals that a ``.h`` header is C++ rather than C.
 _CPP_HEADER_HINT = re.compile(
     r"^\s*(?:namespace\s+\w|template\s*<|class\s+\w+[^;]*\{|(?:public|private|protected)\s*:)"

@@ -36,7 +36,14 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="lancedb")
 
 import lancedb  # noqa: E402  (LANCE_LOG / LANCEDB_LOG must be set first)
 
-from codeseer.index.location import HISTORY_FILE, INDEX_DIRNAME, STATE_FILE, existing_index_dir, find_index_dir  # noqa: E402,F401
+from codeseer.index.location import (  # noqa: E402,F401
+    HISTORY_FILE,
+    INDEX_DIRNAME,
+    STATE_FILE,
+    existing_index_dir,
+    find_index_dir,
+    is_index_dir,
+)
 HISTORY_KEEP = 8
 REPAIR_HINT = "run `codeseer index --repair`"
 LOCK_FILE = "index.lock"
@@ -488,11 +495,24 @@ class IndexStore:
     # -- locking ------------------------------------------------------------------------------
     @contextmanager
     def write_lock(self):
+        created = not self.directory.exists()
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.remote:  # no flock on object stores: one writer at a time is the user's job
             yield
             return
         path = self.directory / LOCK_FILE
+        try:
+            yield from self._locked(path)
+        finally:
+            # A first run that failed before anything was written (an empty folder): leave no trace.
+            if created and not is_index_dir(self.directory):
+                path.unlink(missing_ok=True)
+                try:
+                    self.directory.rmdir()
+                except OSError:  # it holds something (a killed run's vectors): keep it for the next run
+                    pass
+
+    def _locked(self, path: Path):
         fh = open(path, "a+", encoding="utf-8")
         try:
             try:

@@ -72,9 +72,28 @@ def shown_path(repo: str | None, path: str) -> str:
     return f"{repo}/{path}" if repo else path
 
 
+def tie_margin(k: int) -> int:
+    """Rows to fetch for ``k`` results: enough extra that ties at the cut are decided by path, not storage."""
+    return min(MAX_K, 2 * k + 20)
+
+
+def in_tie_order(rows: list[dict]) -> list[dict]:
+    """Best score first; equal scores (identical chunks) by repo, path, then line: results never depend
+    on the order rows were written in (a clean build and one finished after crashes agree)."""
+    return sorted(rows, key=lambda r: (-round(float(r["score"]), 6), r.get("repo") or "", r["path"],
+                                       int(r["start_line"]), int(r["end_line"]), r["chunk_id"]))
+
+
 def normalize_language(name: str) -> str:
-    name = name.strip().lower()
-    return LANGUAGE_ALIASES.get(name, name)
+    """``py`` -> ``python``; a name codeseer does not know is one error naming those it knows."""
+    from codeseer.index.languages import KNOWN_LANGUAGES
+
+    name = str(name).strip().lower()
+    name = LANGUAGE_ALIASES.get(name, name)
+    if name not in KNOWN_LANGUAGES:
+        known = ", ".join(sorted(KNOWN_LANGUAGES))
+        raise CodeseerError(f"unknown language {name!r} for --lang; known: {known} (or py, js, ts, rs, cs, ...)")
+    return name
 
 
 class Searcher:
@@ -331,10 +350,10 @@ class Searcher:
         if where is False:
             return []
         candidates = max(50, 3 * k)
-        if mode == "dense":
-            rows = self._dense(query, where, k, vector)
+        if mode == "dense":  # a margin of extra rows, so equal scores at the cut are broken by path too
+            rows = in_tie_order(self._dense(query, where, tie_margin(k), vector))[:k]
         elif mode == "lexical":
-            rows = self._lexical(query, where, k)
+            rows = in_tie_order(self._lexical(query, where, tie_margin(k)))[:k]
         else:
             dense = self._dense(query, where, candidates, vector)
             lexical = self._lexical(query, where, candidates)
@@ -342,11 +361,7 @@ class Searcher:
             by_id.update({row["chunk_id"]: row for row in dense})
             fused = fuse({r["chunk_id"]: r["score"] for r in dense}, {r["chunk_id"]: r["score"] for r in lexical}, query,
                          method=fusion)
-            rows = []
-            for cid, score in sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]:
-                row = dict(by_id[cid])
-                row["score"] = score
-                rows.append(row)
+            rows = in_tie_order([dict(by_id[cid], score=score) for cid, score in fused.items()])[:k]
         repo_of = self.repos_of([row["chunk_id"] for row in rows]) if self.multi else {}
         return [
             Hit(

@@ -1,0 +1,112 @@
+"""What a new user tripped over (issue 20): each case failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from codeseer.apps.context import build_pack, render_blocks
+from codeseer.errors import CodeseerError
+from codeseer.index.indexer import index_repository
+from codeseer.index.store import IndexStore
+from codeseer.search.searcher import Hit, Searcher
+
+from conftest import run_cli, write_files
+
+DUPLICATE = '''
+    def normalise_whitespace(text):
+        """Collapse runs of spaces into one."""
+        words = text.split()
+        return " ".join(words)
+    '''
+
+
+def test_a_failed_first_index_leaves_nothing_behind(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("index", str(empty))
+    assert result.returncode == 1 and "no source files found" in result.stderr
+    assert not (empty / ".codeseer").exists()
+
+
+def test_unknown_language_is_an_error_naming_the_known_ones(tmp_path, tiny_model_dir):
+    repo = write_files(tmp_path / "repo", {"a.py": "def add(a, b):\n    return a + b\n"})
+    index_repository(repo, model=str(tiny_model_dir))
+    result = run_cli("search", "add", "--lang", "cobol", "--mode", "lexical", cwd=repo)
+    assert result.returncode == 1
+    assert "unknown language 'cobol' for --lang; known: " in result.stderr and "python" in result.stderr
+    searcher = Searcher(IndexStore(repo / ".codeseer"))
+    assert searcher.search("add", mode="lexical", languages=["py"])  # aliases still work
+    assert searcher.search("add", mode="lexical", languages=["go"]) == []  # known, just not indexed
+
+
+def _hit(path, start, end, text, score=1.0):
+    return Hit(path=path, start_line=start, end_line=end, symbol="f", language="python", kind="function",
+               score=score, text=text)
+
+
+def test_a_budget_under_the_first_line_gets_its_start_and_one_under_the_header_an_error(tmp_path, tiny_model_dir):
+    count = lambda text: len(text.split())  # noqa: E731  (a word counter: easy to reason about)
+    long_line = "def handle(" + ", ".join(f"argument_{n}" for n in range(40)) + "):"
+    hits = [_hit("src/app.py", 10, 12, long_line + "\n    return 1\n")]
+    header_only = count(render_blocks(build_pack(hits, 10_000, count).blocks[:0]) or "### src/app.py:10-10\n```python\n …\n```\n")
+    pack = build_pack(hits, header_only + 5, count)
+    assert len(pack.blocks) == 1 and pack.tokens <= header_only + 5
+    text = pack.blocks[0].text
+    assert text.startswith("def handle(argument_0,") and text.endswith(" …") and "\n" not in text
+    tiny = build_pack(hits, 2, count)
+    assert tiny.blocks == [] and tiny.smallest == header_only
+    # through the app and the CLI: one error line with the budget the header needs
+    repo = write_files(tmp_path / "repo", {"app.py": long_line + "\n    return 1\n"})
+    index_repository(repo, model=str(tiny_model_dir))
+    result = run_cli("context", "handle", "--budget", "3", cwd=repo)
+    assert result.returncode == 1 and "does not hold even the best chunk's header" in result.stderr
+    assert "give --budget" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_equal_scores_come_back_in_path_order_whatever_the_write_history(tmp_path, tiny_model_dir):
+    names = [f"pkg{n}/dup.py" for n in range(14)]
+    clean = write_files(tmp_path / "clean", {name: DUPLICATE for name in names})
+    index_repository(clean, model=str(tiny_model_dir))
+    # the same files, written in another order over several runs: other storage order in LanceDB
+    messy = tmp_path / "messy"
+    for batch in (names[7:], names[:3], names[3:7]):
+        write_files(messy, {name: DUPLICATE for name in reversed(batch)})
+        index_repository(messy, model=str(tiny_model_dir))
+    for mode in ("dense", "lexical", "hybrid"):
+        a = Searcher(IndexStore(clean / ".codeseer")).search("collapse spaces in text", k=10, mode=mode)
+        b = Searcher(IndexStore(messy / ".codeseer")).search("collapse spaces in text", k=10, mode=mode)
+        assert [(h.path, h.start_line) for h in a] == [(h.path, h.start_line) for h in b], mode
+        assert [h.path for h in a] == sorted(names)[:10], mode
+    from codeseer.apps.similar import similar
+
+    s_a = similar(Searcher(IndexStore(clean / ".codeseer")), code=DUPLICATE, k=5).hits
+    s_b = similar(Searcher(IndexStore(messy / ".codeseer")), code=DUPLICATE, k=5).hits
+    assert [h.path for h in s_a] == [h.path for h in s_b] == sorted(names)[:5]
+
+
+def test_counts_read_right_in_one_and_many(tmp_path, tiny_model_dir):
+    from codeseer.render import counted
+
+    assert (counted(1, "hit"), counted(2, "hit"), counted(0, "block")) == ("1 hit", "2 hits", "0 blocks")
+    repo = write_files(tmp_path / "repo", {"a.py": "def add(a, b):\n    return a + b\n"})
+    index_repository(repo, model=str(tiny_model_dir))
+    located = run_cli("locate", "add two numbers", cwd=repo)
+    assert "(1 hit)" in located.stdout and "(1 hits)" not in located.stdout
+    context = run_cli("context", "add", "--budget", "200", cwd=repo)
+    assert "1 block from 1 chunk" in context.stderr
+
+
+@pytest.mark.parametrize("command", [["locate"], ["eval-repo"], ["search"], ["index"], ["data", "repo-tasks"]])
+def test_help_labels_values_by_name_and_keeps_sentences_whole(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0
+    assert "<bool>" not in result.stdout and "<list[str]>" not in result.stdout and "<str>  " not in result.stdout.split("Options")[-1]
+    if command == ["locate"]:
+        assert ("Source files are ranked by whole-file BM25, path words, the best chunks' similarity, the modules and "
+                "identifiers the text names") in result.stdout  # one paragraph, not the docstring's hard wraps
+        assert "--lang       -l      LANG" in result.stdout and "--top        -k      N" in result.stdout
