@@ -110,3 +110,52 @@ def test_help_labels_values_by_name_and_keeps_sentences_whole(command):
         assert ("Source files are ranked by whole-file BM25, path words, the best chunks' similarity, the modules and "
                 "identifiers the text names") in result.stdout  # one paragraph, not the docstring's hard wraps
         assert "--lang       -l      LANG" in result.stdout and "--top        -k      N" in result.stdout
+
+
+LONG_NAME = "compute_the_weighted_moving_average_of_a_very_long_series_of_measurements_with_missing_values_filled"
+
+
+def test_piped_output_keeps_each_result_on_one_line(tmp_path, tiny_model_dir):
+    body = "    return [sum(window) / len(window) for window in zip(values, values[1:], values[2:])]  # " + "x" * 200
+    repo = write_files(tmp_path / "repo", {
+        "deep/nested/folder/structure/for/a/very/long/path/module.py": f"def {LONG_NAME}(values):\n{body}\n",
+        "deep/nested/folder/structure/for/a/very/long/path/copy.py": f"def {LONG_NAME}(values):\n{body}\n",
+    })
+    index_repository(repo, model=str(tiny_model_dir))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # a pipe: rich would wrap at 80 columns
+    import subprocess
+    import sys
+
+    for args in (["search", "moving average", "-k", "2"], ["similar", "deep/nested/folder/structure/for/a/very/long/path/module.py:1"],
+                 ["dupes", "--min-lines", "1", "--threshold", "0.5"]):
+        done = subprocess.run([sys.executable, "-m", "codeseer.cli", *args], cwd=repo, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        headers = [line for line in done.stdout.splitlines() if "long/path/" in line]
+        assert headers, done.stdout
+        for line in headers:  # path, lines, the whole symbol and the score on one line
+            assert LONG_NAME in line and line.rstrip().split()[-1].replace(".", "").isdigit(), line
+        if args[0] != "dupes":
+            long_lines = [line for line in done.stdout.splitlines() if "xxxx" in line]
+            assert long_lines and all(line.endswith("…") and len(line) < 180 for line in long_lines)
+
+
+def test_models_fits_80_columns_and_shows_one_model_in_full():
+    env_run = lambda *args: run_cli(*args)  # noqa: E731
+    import subprocess
+    import sys
+
+    narrow = subprocess.run([sys.executable, "-m", "codeseer.cli", "models"], capture_output=True, text=True,
+                            env=dict(os.environ, COLUMNS="80", NO_COLOR="1"), timeout=120)
+    lines = narrow.stdout.splitlines()
+    assert narrow.returncode == 0 and max(len(line) for line in lines) <= 80 and len(lines) < 40
+    assert "codeseer-code-mini" in narrow.stdout and "jinaai/jina-code-embeddings-0.5b" in narrow.stdout
+    assert all("…" not in line for line in lines)  # nothing cut
+    wide = env_run("models", "--wide")
+    assert "licence" in wide.stdout and "remote code" in wide.stdout
+    one = env_run("models", "coderankembed")
+    assert "nomic-ai/CodeRankEmbed (recipe)" in one.stdout and "prompt nl2code query:" in one.stdout
+    data = json.loads(env_run("models", "codeseer-code-mini", "--json").stdout)
+    assert data["offline"]["name"] == "codeseer-code-mini" and data["recipe"] is None
+    missing = env_run("models", "nope")
+    assert missing.returncode == 1 and "no model 'nope'; known: codeseer-code-mini" in missing.stderr

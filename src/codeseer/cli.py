@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
 
 from codeseer.errors import CodeseerError
-from codeseer.render import counted
+from codeseer.render import console, counted, print_hit
 from codeseer.eval.commands import eval_command, eval_repo_command
 from codeseer.apps.commands import context_command, docs_command, dupes_command, locate_command, similar_command, stale_docs_command
 from codeseer.serve.commands import mcp_command, serve_command
@@ -31,11 +29,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-SNIPPET_LINES = 8
-PYGMENTS_LEXERS = {"csharp": "csharp", "cpp": "cpp", "tsx": "tsx", "markdown": "markdown", "rst": "rst"}
+out = console()
+err = console(stderr=True)
 
 
 @app.command()
@@ -148,7 +143,7 @@ def search(
 
       codeseer search "how do I configure the client" --kind docs
     """
-    from codeseer.apps.commands import answer, file_kinds, kind_tag
+    from codeseer.apps.commands import answer, file_kinds
 
     if not query.strip():
         raise CodeseerError("empty query: say what you are looking for")
@@ -164,14 +159,8 @@ def search(
         return
     for hit in hits:
         shown = f"{hit['repo']}/{hit['path']}" if hit.get("repo") else hit["path"]
-        out.print(
-            f"[bold cyan]{shown}[/]:[yellow]{hit['start_line']}-{hit['end_line']}[/] "
-            f"[bold]{hit['symbol'] or hit['kind']}[/] [dim]{hit['score']:.4f}[/]{kind_tag(hit.get('file_kind'))}"
-        )
-        lines = hit["text"].splitlines()
-        snippet = "\n".join(lines[:SNIPPET_LINES]) + ("\n…" if len(lines) > SNIPPET_LINES else "")
-        out.print(Syntax(snippet, PYGMENTS_LEXERS.get(hit["language"], hit["language"]), line_numbers=True,
-                         start_line=hit["start_line"], theme="ansi_dark", word_wrap=False))
+        print_hit(out, shown, hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
+                  hit["text"], hit["language"], hit.get("file_kind"))
 
 
 app.command("eval")(eval_command)

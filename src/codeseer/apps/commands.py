@@ -11,18 +11,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
 
 from codeseer.errors import CodeseerError
-from codeseer.render import counted
+from codeseer.render import console, counted, kind_tag, print_hit
 
-out = Console()
-err = Console(stderr=True)
-
-SNIPPET_LINES = 8
-PYGMENTS_LEXERS = {"csharp": "csharp", "cpp": "cpp", "tsx": "tsx", "markdown": "markdown", "rst": "rst"}
+out = console()
+err = console(stderr=True)
 
 IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (default: found in this folder or a parent).")]
 LangOpt = Annotated[Optional[list[str]], typer.Option("--lang", "-l", help="Only these languages (repeatable): py, java, cs, ...")]
@@ -93,22 +88,6 @@ def file_kinds(values: list[str] | None) -> list[str] | None:
     return parse_kinds(values) or None
 
 
-def kind_tag(file_kind: str | None) -> str:
-    """`` [test]`` after a hit from a file that is not source code, so tests and docs stand out."""
-    return f" [magenta]\\[{file_kind}][/]" if file_kind and file_kind != "source" else ""
-
-
-def _print_hit(path: str, start: int, end: int, label: str, score: float, text: str | None, language: str,
-               file_kind: str | None = None) -> None:
-    out.print(f"[bold cyan]{escape(path)}[/]:[yellow]{start}-{end}[/] [bold]{escape(label)}[/] [dim]{score:.4f}[/]"
-              f"{kind_tag(file_kind)}")
-    if text:
-        lines = text.splitlines()
-        snippet = "\n".join(lines[:SNIPPET_LINES]) + ("\n…" if len(lines) > SNIPPET_LINES else "")
-        out.print(Syntax(snippet, PYGMENTS_LEXERS.get(language, language), line_numbers=True, start_line=start,
-                         theme="ansi_dark", word_wrap=False))
-
-
 # --------------------------------------------------------------------------- similar
 
 
@@ -155,7 +134,7 @@ def similar_command(
     if not result["hits"]:
         err.print("no results")
     for hit in result["hits"]:
-        _print_hit(_shown(hit), hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
+        print_hit(out, _shown(hit), hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
                    hit["text"], hit["language"], hit.get("file_kind"))
 
 
@@ -335,9 +314,9 @@ def docs_command(
     for hit in result.hits:
         label = f"{hit.kind}: {hit.title}" + (" (own)" if hit.own else "")
         if hit.kind == "section":
-            _print_hit(_shown(hit), hit.start_line, hit.end_line, label, hit.score, hit.text, hit.language)
+            print_hit(out, _shown(hit), hit.start_line, hit.end_line, label, hit.score, hit.text, hit.language)
         else:  # a docstring: its text, not the function's lines
-            _print_hit(_shown(hit), hit.start_line, hit.end_line, label, hit.score, None, hit.language)
+            print_hit(out, _shown(hit), hit.start_line, hit.end_line, label, hit.score, None, hit.language)
             out.print("   " + escape(hit.text), soft_wrap=True)
 
 

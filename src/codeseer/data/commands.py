@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from codeseer.errors import CodeseerError
+from codeseer.render import console
 
-err = Console(stderr=True)
+err = console(stderr=True)
 
 data_app = typer.Typer(
     help="Training data for a code embedder: `data mine` (query, code) pairs from source trees, "

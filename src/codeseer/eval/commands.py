@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from codeseer.errors import CodeseerError
+from codeseer.render import console
 
 __all__ = ["eval_command", "eval_repo_command"]
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # messages stay one line when piped
+out = console()
+err = console(stderr=True)  # messages stay one line when piped
 
 MODES = ("dense", "lexical", "hybrid")
 _NAMED = re.compile(r"^(coir|mteb):", re.IGNORECASE)

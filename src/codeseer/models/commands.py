@@ -11,73 +11,130 @@ import warnings
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from codeseer.errors import CodeseerError
+from codeseer.render import console
 from codeseer.models.registry import all_recipes
 from codeseer.models.tasks import DEFAULT_TASK, QUERY, TASKS, check_role
 
-out = Console()
-err = Console(stderr=True)
+out = console()
+err = console(stderr=True)
 
 PREVIEW_DIMS = 6
 PREVIEW_TEXT = 60
 
 
+OFFLINE_USE = {"codeseer-code-mini": "the default", "codeseer-code-static": "--fast"}
+
+
 def models_command(
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"offline": [...], "recipes": [...]} with every field.')] = False,
+    name: Annotated[Optional[str], typer.Argument(help="One model (a hub id, an alias or an offline model): all its details.")] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column of the recipe table (prompts, remote code, licence); needs a wide terminal.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"offline": [...], "recipes": [...]} with every field (with NAME: that model).')] = False,
 ) -> None:
     """List the models that work offline, then the code embedding models codeseer has recipes for.
 
     Offline models ship inside codeseer (codeseer-code-mini, the default; codeseer-code-static, the
-    --fast tier) or come with it (all-MiniLM-L6-v2): `--model NAME` uses them with no download.
-    A recipe says how to run a hub model: family, pooling, dimensions (and Matryoshka ones), maximum
-    length, per-task prefixes, remote code and licence. Use one with `codeseer embed --model HUB_ID`,
-    or on a local mirror of the weights with `--model ./folder --recipe HUB_ID`. Join models with `+`
-    (`--model codeseer-code-mini+./all-mpnet-base-v2`) for an ensemble that scores by their mean cosine.
+    --fast tier) or come with the [train] extra (all-MiniLM-L6-v2): `--model NAME` uses them with no
+    download. A recipe says how to run a hub model: family, pooling, dimensions (and Matryoshka ones),
+    maximum length, per-task prefixes, remote code and licence; `codeseer models NAME` shows them all.
+    Use one with `codeseer embed --model HUB_ID`, or on a local mirror of the weights with
+    `--model ./folder --recipe HUB_ID`. Join models with `+` (`--model codeseer-code-mini+./all-mpnet-base-v2`)
+    for an ensemble that scores by their mean cosine.
 
     Examples:
 
       codeseer models
 
+      codeseer models jinaai/jina-code-embeddings-0.5b
+
       codeseer models --json | jq '.offline[] | select(.default) | .name'
     """
     from codeseer.models.embedder import offline_models
+    from codeseer.models.registry import find_recipe
 
     offline = offline_models()
     recipes = all_recipes()
+    if name is not None:
+        recipe = find_recipe(name)
+        wanted = {name.lower(), f"sentence-transformers/{name.lower()}"} | ({recipe.hub_id.lower()} if recipe else set())
+        chosen = next((m for m in offline if m["name"].lower() in wanted), None)
+        if chosen is None and recipe is None:
+            known = ", ".join([m["name"] for m in offline] + [r.hub_id for r in recipes])
+            raise CodeseerError(f"no model {name!r}; known: {known}")
+        data = {"offline": chosen, "recipe": recipe.to_dict() if recipe else None}
+        if as_json:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            return
+        _print_details(data)
+        return
     if as_json:
         payload = {"offline": offline, "recipes": [r.to_dict() for r in recipes]}
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    local = Table(title="offline models (no download)", show_lines=False)
+    local = Table(title="offline models (no download)", show_lines=False, title_justify="left")
     for col in ("model", "use", "dim", "max len", "size"):
-        local.add_column(col, overflow="fold", no_wrap=col == "model")
+        local.add_column(col, no_wrap=True)
     for m in offline:
-        name = f"[bold]{m['name']}[/] (default)" if m["default"] else m["name"]
+        shown = m["name"].removeprefix("sentence-transformers/")
+        label = f"[bold]{shown}[/]" if m["default"] else shown
+        use = OFFLINE_USE.get(m["name"], "--model minilm")
         if not m["installed"]:
-            local.add_row(name, f"[red]missing: reinstall codeseer[/] - {m['role']}", "-", "-", "-")
+            hint = "reinstall codeseer" if m["name"] in OFFLINE_USE else "pip install 'codeseer[train]'"
+            local.add_row(label, f"{use} [red](missing: {hint})[/]", "-", "-", "-")
             continue
-        size = f"{m['size_mb']:.0f} MB" if m["size_mb"] else "-"
-        local.add_row(name, m["role"], str(m["dim"]), str(m["max_seq_length"] or "-"), size)
+        size = f"{m['size_mb']:.0f}MB" if m["size_mb"] else "-"
+        local.add_row(label, use, str(m["dim"]), str(m["max_seq_length"] or "-"), size)
     out.print(local)
-    table = Table(title="code embedding models (codeseer recipes)", show_lines=False)
+    table = Table(title="code embedding models (codeseer recipes)", show_lines=False, title_justify="left")
     table.add_column("model", no_wrap=True)
-    for col in ("family", "pooling", "dim", "matryoshka", "max len", "prompts", "remote code", "licence"):
-        table.add_column(col, overflow="fold")
+    columns = ("family", "pooling", "dim", "matryoshka", "max len", "prompts", "remote code", "licence") if wide else (
+        "pooling", "dim", "max len")
+    for col in columns:
+        table.add_column(col, no_wrap=not wide, overflow="fold")
     for r in recipes:
-        if not r.prompts:
-            prompts = "none"
-        elif r.asymmetric and len(r.supported_tasks) == len(TASKS) and len(r.prompts) == 1:
-            prompts = "query only"
-        else:
-            prompts = ", ".join(r.supported_tasks)
-        licence = f"[red]{r.license} (non-commercial)[/]" if r.non_commercial else r.license
-        table.add_row(r.hub_id, r.family, r.pooling, str(r.native_dim),
-                      "/".join(map(str, r.matryoshka_dims)) or "-", str(r.max_seq_length), prompts,
-                      "yes" if r.trust_remote_code else "no", licence)
+        name_cell = f"{r.hub_id} [red](nc)[/]" if r.non_commercial and not wide else r.hub_id
+        row = {"family": r.family, "pooling": r.pooling, "dim": str(r.native_dim),
+               "matryoshka": "/".join(map(str, r.matryoshka_dims)) or "-", "max len": str(r.max_seq_length),
+               "prompts": _prompts(r), "remote code": "yes" if r.trust_remote_code else "no",
+               "licence": f"[red]{r.license} (non-commercial)[/]" if r.non_commercial else r.license}
+        table.add_row(name_cell, *(row[c] for c in columns))
     out.print(table)
+    if not wide:
+        if any(r.non_commercial for r in recipes):
+            out.print("[red](nc)[/]: non-commercial licence")
+        out.print("`codeseer models NAME`: one model in full; `--wide`: every column")
+
+
+def _prompts(r) -> str:
+    if not r.prompts:
+        return "none"
+    if r.asymmetric and len(r.supported_tasks) == len(TASKS) and len(r.prompts) == 1:
+        return "query only"
+    return ", ".join(r.supported_tasks)
+
+
+def _print_details(data: dict) -> None:
+    """One model, one ``key: value`` per line (reads at any width)."""
+    from rich.markup import escape
+
+    if data["offline"]:
+        m = data["offline"]
+        out.print(f"[bold]{escape(m['name'])}[/] (offline: {escape(OFFLINE_USE.get(m['name'], '--model minilm'))})")
+        for key in ("role", "installed", "location", "dim", "max_seq_length", "size_mb"):
+            out.print(f"  {key}: {escape(str(m[key]))}")
+    r = data["recipe"]
+    if r:
+        out.print(f"[bold]{escape(r['hub_id'])}[/] (recipe)")
+        for key in ("family", "pooling", "native_dim", "matryoshka_dims", "max_seq_length", "asymmetric", "append_eos",
+                    "trust_remote_code", "license", "non_commercial", "aliases", "notes"):
+            out.print(f"  {key}: {escape(str(r[key]))}")
+        for task, roles in r["prompts"].items():
+            for role, prefix in roles.items():
+                out.print(f"  prompt {task} {role}: {escape(repr(prefix))}")
+        for source in r["sources"]:
+            out.print(f"  source: {escape(source)}")
 
 
 def _preview(vector, dims: int = PREVIEW_DIMS) -> str:
@@ -93,7 +150,7 @@ def embed_command(
     role: Annotated[str, typer.Option("--role", "-r", help="Embed as a query or as a document.")] = QUERY,
     pooling: Annotated[Optional[str], typer.Option("--pooling", help="Force last|mean|cls pooling on a transformer folder.")] = None,
     dim: Annotated[Optional[int], typer.Option("--dim", min=1, help="Truncate to N dimensions (Matryoshka) and re-normalise.")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="torch or onnx (exported once, cached under ~/.cache/codeseer/onnx).")] = "torch",
+    backend: Annotated[Optional[str], typer.Option("--backend", help="torch or onnx (default: the bundled models' shipped ONNX graph, else torch; other models' ONNX is exported once and cached under ~/.cache/codeseer/onnx).")] = None,
     int8: Annotated[bool, typer.Option("--int8", help="With --backend onnx: dynamic int8 quantisation.")] = False,
     max_seq_length: Annotated[Optional[int], typer.Option("--max-length", min=1, help="Truncate texts to N tokens (default: the recipe's or the model's).")] = None,
     trust_remote_code: Annotated[Optional[bool], typer.Option("--trust-remote-code/--no-trust-remote-code", help="Allow (or forbid) custom model code shipped in the folder (default: the recipe's setting).")] = None,

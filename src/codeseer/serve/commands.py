@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from codeseer.errors import CodeseerError
+from codeseer.render import console
 
-err = Console(stderr=True)
+err = console(stderr=True)
 
 IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="Index folder (default: found in this folder or a parent).")]
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from codeseer.errors import CodeseerError
+from codeseer.render import console
 
-err = Console(stderr=True)
+err = console(stderr=True)
 
 
 def _dims(text: Optional[str]) -> Optional[list[int]]:
