@@ -159,3 +159,45 @@ def test_models_fits_80_columns_and_shows_one_model_in_full():
     assert data["offline"]["name"] == "codeseer-code-mini" and data["recipe"] is None
     missing = env_run("models", "nope")
     assert missing.returncode == 1 and "no model 'nope'; known: codeseer-code-mini" in missing.stderr
+
+
+def _many_functions(root: Path, files: int, per_file: int) -> Path:
+    for i in range(files):
+        body = "".join(
+            f"def step_{i}_{j}(values, scale={j}):\n"
+            f"    \"\"\"Scale every value by {j} and add the offset of module {i}.\"\"\"\n"
+            + "".join(f"    values = [v * scale + {k} for v in values if v is not None]\n" for k in range(6))
+            + "    return values\n\n\n"
+            for j in range(per_file))
+        write_files(root, {f"pkg{i % 7}/mod{i}.py": body})
+    return root
+
+
+def test_without_a_terminal_index_prints_progress_lines_and_ctrl_c_says_what_was_kept(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    repo = _many_functions(tmp_path / "repo", files=90, per_file=8)  # 720 chunks: three slabs of 256
+    env = dict(os.environ, CODESEER_PROGRESS_EVERY="0", CODESEER_VECTOR_CACHE="off", CODESEER_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "codeseer.cli", "index", str(repo)], env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lines = []
+    for line in proc.stderr:  # a pipe: no terminal, so plain lines
+        lines.append(line.rstrip("\n"))
+        if line.startswith("embedding: 256/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    lines += proc.stderr.read().splitlines()  # the same buffered reader: nothing it read ahead is lost
+    proc.wait(timeout=120)
+    output = "\n".join(lines)
+    assert any(line.startswith("chunking: ") and " files, " in line for line in lines), output
+    assert "embedding: 256/720 chunks, " in output and "/s, ETA " in output
+    assert proc.returncode == 130, output
+    tail = [line for line in output.splitlines() if line.startswith("interrupted: ")]
+    kept = int(tail[-1].split()[1])
+    assert kept >= 256 and "vectors kept; re-run `codeseer index` to finish" in tail[-1]
+    done = subprocess.run([sys.executable, "-m", "codeseer.cli", "index", str(repo), "--json"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    report = json.loads(done.stdout)
+    assert report["chunks"] == 720 and report["embedded_chunks"] == 720 - kept  # nothing computed twice

@@ -90,7 +90,11 @@ def index(
     roots = [split_root_spec(p) for p in paths] if paths else None
     if ray_actors is not None and ray is None:
         raise CodeseerError("--ray-actors needs --ray ADDRESS (auto, local or HOST:PORT)")
-    report = index_repository(roots, index_dir=index_dir, rev=rev, model=model, rebuild=rebuild, precision=precision, recipe=recipe, dim=dim, backend=backend, int8=int8, bf16=bf16, progress=not as_json and err.is_terminal, repair=repair, ray_address=ray, ray_actors=ray_actors, ann=ann)
+    try:
+        report = index_repository(roots, index_dir=index_dir, rev=rev, model=model, rebuild=rebuild, precision=precision, recipe=recipe, dim=dim, backend=backend, int8=int8, bf16=bf16, progress=False if as_json else ("bar" if err.is_terminal else "lines"), repair=repair, ray_address=ray, ray_actors=ray_actors, ann=ann)
+    except KeyboardInterrupt as exc:  # click would swallow it: say what the run kept (its journal)
+        err.print(f"[yellow]{escape(str(exc) or 'interrupted')}[/]", highlight=False)
+        raise typer.Exit(130) from None
     for line in report.repaired:
         err.print(f"repair: {line}", highlight=False, markup=False, soft_wrap=True)
     if as_json:
@@ -248,8 +252,8 @@ def main() -> None:
             raise
         err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
+    except KeyboardInterrupt as exc:
+        err.print(f"[yellow]{escape(str(exc) or 'interrupted')}[/]", highlight=False)
         raise SystemExit(130) from None
 
 

@@ -62,6 +62,8 @@ from codeseer.index.walker import IGNORE_FILES, SourceFile, WalkStats, read_sour
 from codeseer.models.embedder import Embedder, resolve_model
 from codeseer.search.lexical import FTS_COLUMN, PATH_COLUMN, fts_config, lexical_text, path_words
 
+LINE_SECONDS = 5.0  # a progress line this often when stderr is not a terminal (CODESEER_PROGRESS_EVERY)
+UNITS = {"chunking": "files", "embedding": "chunks"}
 KEEP_OLD_VERSIONS = timedelta(minutes=10)  # readers that opened an older snapshot keep working
 NEVER = timedelta(days=36500)  # before the commit point, the committed versions must survive
 SYMBOL_BOOST = 3  # BM25 sees the chunk's own name 3 times: a poor man's field weighting
@@ -176,11 +178,15 @@ def _chunk_id(path: str, start: int, end: int, digest: str, repo: str) -> str:
 
 
 class _Progress:
-    """Rich progress when asked for, silent otherwise (tests, --json)."""
+    """How a run shows its progress: a Rich bar on a terminal (``"bar"``, or ``True``), plain lines
+    on stderr every few seconds where there is none (``"lines"``: agents, CI logs, ``nohup``), or
+    nothing (``False``: tests, ``--json``)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, mode: bool | str) -> None:
         self._progress = None
-        if enabled:
+        self.lines = mode == "lines"
+        self.every = float(os.environ.get("CODESEER_PROGRESS_EVERY", LINE_SECONDS))
+        if mode is True or mode == "bar":
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._progress = Progress(
@@ -198,10 +204,33 @@ class _Progress:
             self._progress.__exit__(*exc)
 
     def task(self, description: str, total: int) -> Callable[[int], None]:
+        if self.lines:
+            return self._line_task(description, total)
         if not self._progress:
             return lambda n: None
         task_id = self._progress.add_task(description, total=total)
         return lambda n: self._progress.advance(task_id, n)
+
+    def _line_task(self, description: str, total: int) -> Callable[[int], None]:
+        """``embedding: 512/1601 chunks, 96/s, ETA 11s`` on stderr, at most every ``every`` seconds."""
+        unit = UNITS.get(description, "items")
+        started = last = time.monotonic()
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done, last
+            done += n
+            now = time.monotonic()
+            if now - last < self.every and done < total:
+                return
+            if done >= total and now - started < self.every:  # a quick step: no line for it
+                return
+            last = now
+            rate = done / max(now - started, 1e-9)
+            eta = f", ETA {int((total - done) / rate)}s" if rate > 0 and done < total else ""
+            print(f"{description}: {done}/{total} {unit}, {rate:.0f}/s{eta}", file=sys.stderr, flush=True)
+
+        return advance
 
 
 def index_repository(
@@ -217,7 +246,7 @@ def index_repository(
     backend: str = "auto",
     int8: bool = False,
     bf16: bool = False,
-    progress: bool = False,
+    progress: bool | str = False,
     embedder_factory: Callable[[str | None], Embedder] | None = None,
     repair: bool = False,
     ray_address: str | None = None,
@@ -295,6 +324,9 @@ def index_repository(
             try:
                 with _Progress(progress) as bar:
                     run.execute(bar)
+            except KeyboardInterrupt:  # what Ctrl-C kept: the journal makes the next run finish, not redo
+                raise KeyboardInterrupt(f"interrupted: {run.journaled} vectors kept; re-run `codeseer index` to "
+                                        "finish") from None
             finally:  # an embedder holding resources (Ray actors) releases them
                 if hasattr(run._embedder, "close"):
                     report.ray_nodes = run._embedder.close()
@@ -522,6 +554,7 @@ class _IndexRun:
         self.report = report
         self.embedder_factory = embedder_factory
         self._embedder: Embedder | None = None
+        self.journaled = 0  # vectors this run saved in the journal (what an interruption keeps)
 
     @property
     def embedder(self) -> Embedder:
@@ -768,6 +801,7 @@ class _IndexRun:
                     {"content_hash": batch, "vector": list(vectors)}, schema=journal.schema
                 ))
                 known.update(zip(batch, vectors))
+                self.journaled += len(vectors)
                 if cache is not None:
                     cache.put(batch, vectors)
                 advance(len(vectors))
