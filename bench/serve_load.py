@@ -169,18 +169,18 @@ def request_mix(locations: list[str], *, token: str | None) -> list[tuple[int, P
     for snippet in SNIPPETS:
         mix.append((4, Probe("similar/code", "POST", "/similar", 200, {"code": snippet, "k": 10})))
     for i, text in enumerate(LOCATE_TEXTS):
-        mix.append((5, Probe("locate", "POST", "/locate", 200, {"text": text, "k": 10, "functions_per_file": 3})))
-        mix.append((4, Probe("context", "POST", "/context", 200, {"task": text, "budget": (300, 1000, 3000)[i % 3]})))
+        mix.append((5, Probe("locate", "POST", "/locate", 200, {"query": text, "k": 10, "functions": 3})))
+        mix.append((4, Probe("context", "POST", "/context", 200, {"query": text, "budget": (300, 1000, 3000)[i % 3]})))
     invalid = [
         Probe("invalid/k", "POST", "/search", 422, {"query": "x", "k": 0}),
         Probe("invalid/mode", "POST", "/search", 422, {"query": "x", "mode": "fuzzy"}),
         Probe("invalid/field", "POST", "/search", 422, {"query": "x", "colour": "red"}),
-        Probe("invalid/too-long", "POST", "/search", 413, {"query": "x" * 9000}),
+        Probe("invalid/too-long", "POST", "/search", 413, {"query": "x" * 50_001}),
         Probe("invalid/json", "POST", "/search", 422, raw=b'{"query": "x", '),
         Probe("invalid/escape", "POST", "/search", 400, {"query": "x", "path": "../**"}),
         Probe("invalid/location", "POST", "/similar", 400, {"location": "no/such/file.py:1"}),
         Probe("invalid/similar", "POST", "/similar", 422, {}),
-        Probe("invalid/budget", "POST", "/context", 422, {"task": "x", "budget": 0}),
+        Probe("invalid/budget", "POST", "/context", 422, {"query": "x", "budget": 0}),
         Probe("invalid/route", "GET", "/no-such-route", 404),
         Probe("invalid/method", "GET", "/search", 405),
     ]

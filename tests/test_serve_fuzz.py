@@ -72,7 +72,7 @@ def fuzzed_schema(*, token: str | None):
     for name in ("SimilarRequest", "DocsRequest"):  # so the success paths get fuzzed too
         properties = schema["components"]["schemas"][name]["properties"]
         properties["location"]["examples"] = INDEXED_LOCATIONS
-        properties["path"]["examples"] = [location.split(":")[0] for location in INDEXED_LOCATIONS]
+        properties["file"]["examples"] = [location.split(":")[0] for location in INDEXED_LOCATIONS]
     return schemathesis.openapi.from_dict(schema, config=fuzz_config(token=token))
 
 
@@ -140,7 +140,7 @@ def test_every_operation_needs_the_token(token_url):
                   for method in item]
     assert len(operations) == 6
     body = {"/search": {"query": "cart total"}, "/similar": {"location": "util/text.py:6"},
-            "/locate": {"text": "retry never sleeps"}, "/context": {"task": "sum the cart", "budget": 200},
+            "/locate": {"query": "retry never sleeps"}, "/context": {"query": "sum the cart", "budget": 200},
             "/docs": {"location": "net/retry.py:8"}}
     with httpx.Client(base_url=token_url, timeout=REQUEST_TIMEOUT_S) as client:
         for method, path in operations:

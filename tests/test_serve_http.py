@@ -65,10 +65,10 @@ def test_page_status_and_openapi(client):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<title>codeseer</title>" in page.text
     status = client.get("/status").json()
-    assert status["files"] == 7 and status["languages"]["python"] == 4 and status["limits"]["k"] == 100
+    assert status["files"] == 7 and status["languages"]["python"] == 4 and status["limits"]["k"] == 1000
     schema = client.get("/openapi.json").json()
     assert {"/status", "/search", "/similar", "/locate", "/context", "/docs"} <= set(schema["paths"])
-    assert schema["components"]["schemas"]["SearchRequest"]["properties"]["k"]["maximum"] == 100
+    assert schema["components"]["schemas"]["SearchRequest"]["properties"]["k"]["maximum"] == 1000
 
 
 def test_search_similar_locate_docs(client):
@@ -85,10 +85,10 @@ def test_search_similar_locate_docs(client):
     snippet = client.post("/similar", json={"code": "def f(x):\n    return x + 1\n", "k": 2})
     assert snippet.status_code == 200 and len(snippet.json()["hits"]) == 2
 
-    located = client.post("/locate", json={"text": "retry_with_backoff never sleeps", "k": 2}).json()
+    located = client.post("/locate", json={"query": "retry_with_backoff never sleeps", "k": 2}).json()
     assert located["files"][0]["path"] == "net/retry.py" and located["files"][0]["kind"] == "source"
     assert "ident_defined" in located["files"][0]["features"]
-    widened = client.post("/locate", json={"text": "retry guide", "k": 20, "include": ["docs"]}).json()["files"]
+    widened = client.post("/locate", json={"query": "retry guide", "k": 20, "include": ["docs"]}).json()["files"]
     assert "docs" in {f["kind"] for f in widened}
     docs_only = client.post("/search", json={"query": "retry", "kinds": ["docs"]}).json()["hits"]
     assert docs_only and {h["file_kind"] for h in docs_only} == {"docs"}
@@ -101,12 +101,38 @@ def test_search_similar_locate_docs(client):
     assert any(h["own"] for h in docs["hits"])
 
 
+def test_one_vocabulary_and_the_old_names_still_accepted(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("SearchRequest", "LocateRequest", "ContextRequest"):
+        assert "query" in schema[name]["properties"] and "path" in schema[name]["properties"], name
+    for name in ("SimilarRequest", "DocsRequest"):
+        assert {"location", "file", "line"} <= set(schema[name]["properties"]), name
+    assert "path" in schema["SimilarRequest"]["properties"]  # the glob, as in search, locate and context
+    old_names = {"text", "task", "path_glob", "functions_per_file"}
+    assert not old_names & {p for s in schema.values() for p in s.get("properties", {})}
+    for route, new, old in [
+        ("/locate", {"query": "retry never sleeps", "functions": 1}, {"text": "retry never sleeps", "functions_per_file": 1}),
+        ("/context", {"query": "cart total", "budget": 300}, {"task": "cart total", "budget": 300}),
+        ("/similar", {"file": "util/text.py", "line": 6, "path": "legacy/**"},
+         {"path": "util/text.py", "line": 6, "path_glob": "legacy/**"}),
+        ("/docs", {"file": "net/retry.py", "line": 8}, {"path": "net/retry.py", "line": 8}),
+    ]:
+        a, b = client.post(route, json=new), client.post(route, json=old)
+        assert a.status_code == b.status_code == 200, (route, a.text, b.text)
+        assert a.json() == b.json(), route
+    similar = client.post("/similar", json={"file": "util/text.py", "line": 6, "path": "legacy/**"}).json()
+    assert {h["path"] for h in similar["hits"]} == {"legacy/text_utils.py"}
+
+
 def test_context_never_exceeds_the_budget(client, service):
     from codeseer.apps.context import token_counter
 
     count = token_counter(service.searcher().embedder.tokenizer)
-    for budget in (1, 7, 40, 150, 600, 5000):
-        pack = client.post("/context", json={"task": "sum the prices of the cart items", "budget": budget}).json()
+    for budget in (1, 7):  # not even a header fits: a 422 saying what would
+        too_small = client.post("/context", json={"query": "sum the prices of the cart items", "budget": budget})
+        assert too_small.status_code == 400 and "does not hold even the best chunk's header" in detail(too_small)
+    for budget in (40, 150, 600, 5000):
+        pack = client.post("/context", json={"query": "sum the prices of the cart items", "budget": budget}).json()
         assert count(pack["markdown"]) == pack["tokens"] <= budget
         assert [b["header"] for b in pack["blocks"]] == re.findall(r"^### (\S+)$", pack["markdown"], re.M)
 
@@ -117,11 +143,10 @@ def test_context_never_exceeds_the_budget(client, service):
 @pytest.mark.parametrize(
     "route,body,status,fragment",
     [
-        ("/search", {"query": "x", "k": 101}, 422, "k: Input should be less than or equal to 100"),
+        ("/search", {"query": "x", "k": 1001}, 422, "k: Input should be less than or equal to 1000"),
         ("/search", {"query": "x", "k": 0}, 422, "k:"),
         ("/search", {"query": ""}, 422, "query:"),
-        ("/search", {"query": "x" * 9000}, 413, "at most 8192 characters"),
-        ("/search", {"query": "€" * 3000}, 413, "query is 9000 bytes; the limit is 8192"),
+        ("/search", {"query": "x" * 50_001}, 413, "at most 50000 characters"),
         ("/search", {"query": "x", "mode": "fuzzy"}, 422, "mode:"),
         ("/search", {"query": "x", "colour": "red"}, 422, "colour: Extra inputs are not permitted"),
         ("/search", {"query": "x", "path": "../**"}, 400, "must not contain '..'"),
@@ -132,14 +157,16 @@ def test_context_never_exceeds_the_budget(client, service):
         ("/similar", {"location": "util/nope.py:1"}, 400, "not in the index"),
         ("/similar", {"location": "util/text.py:9999"}, 400, "outside every indexed chunk"),
         ("/similar", {"location": "util/text.py"}, 400, "expected PATH:LINE"),
-        ("/similar", {"path": "util/text.py"}, 422, "line is required"),
+        ("/similar", {"path": "util/**"}, 422, "exactly one"),  # path is a glob, as everywhere
+        ("/similar", {"file": "util/text.py"}, 422, "file + line"),
         ("/similar", {"code": ""}, 422, "code:"),
         ("/similar", {"code": "   \n"}, 422, "code must not be empty"),
         ("/similar", {"code": "x", "location": "util/text.py:6"}, 422, "exactly one"),
         ("/similar", {}, 422, "exactly one"),
-        ("/context", {"task": "x", "budget": 0}, 422, "budget:"),
-        ("/context", {"task": "x", "budget": 100_001}, 422, "budget:"),
-        ("/locate", {"text": "x", "k": 1000}, 422, "k:"),
+        ("/context", {"query": "x", "budget": 0}, 422, "budget:"),
+        ("/context", {"query": "x", "budget": 100_001}, 422, "budget:"),
+        ("/locate", {"query": "x", "k": 1001}, 422, "k:"),
+        ("/locate", {"query": "x", "functions": 51}, 422, "functions:"),
         ("/docs", {"location": "net/retry.py:0"}, 400, "line numbers start at 1"),
         ("/docs", {}, 422, "location"),
     ],

@@ -17,7 +17,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
 from test_apps_helpers import build_index, make_repo  # noqa: E402
 
-TOOLS = {"search", "similar", "locate", "context", "index_status"}
+TOOLS = {"search", "similar", "locate", "context", "docs", "index_status"}
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +56,11 @@ async def _session_run(index_dir: Path, errlog) -> dict:
             out["search"] = await session.call_tool("search", {"query": "retry with backoff", "k": 3})
             out["similar"] = await session.call_tool("similar", {"location": "util/text.py:6", "k": 2})
             out["similar_code"] = await session.call_tool("similar", {"code": "def f(x):\n    return x\n", "k": 2})
-            out["locate"] = await session.call_tool("locate", {"text": "retry_with_backoff never sleeps", "k": 2})
-            out["context"] = await session.call_tool("context", {"task": "cart total price", "budget": 150})
+            out["locate"] = await session.call_tool("locate", {"query": "retry_with_backoff never sleeps", "k": 2})
+            out["context"] = await session.call_tool("context", {"query": "cart total price", "budget": 150})
             out["bad_path"] = await session.call_tool("similar", {"location": "../../etc/passwd:1"})
-            out["bad_k"] = await session.call_tool("search", {"query": "x", "k": 1000})
-            out["bad_budget"] = await session.call_tool("context", {"task": "x", "budget": 0})
+            out["bad_k"] = await session.call_tool("search", {"query": "x", "k": 1001})
+            out["bad_budget"] = await session.call_tool("context", {"query": "x", "budget": 0})
             out["after_errors"] = await session.call_tool("index_status", {})
     return out
 
@@ -77,7 +77,11 @@ def test_mcp_server_over_stdio(index_dir, tmp_path):
     assert "query" in schema["properties"] and "query" in schema.get("required", [])
     assert "plain-language" in search_tool.description
     assert "kinds" in schema["properties"]
-    assert "include" in _field(out["tools"]["locate"], "input_schema", "inputSchema")["properties"]
+    params = {name: set(_field(tool, "input_schema", "inputSchema")["properties"]) for name, tool in out["tools"].items()}
+    assert {"query", "path", "functions", "include"} <= params["locate"]  # the vocabulary of every interface
+    assert {"query", "path", "budget"} <= params["context"] and {"location", "code", "path"} <= params["similar"]
+    assert params["docs"] == {"location", "k"}
+    assert not {"text", "task", "path_glob", "functions_per_file"} & set().union(*params.values())
 
     for name in ("status", "search", "similar", "similar_code", "locate", "context", "after_errors"):
         assert not _field(out[name], "is_error", "isError"), (name, out[name].content, stderr)
@@ -91,7 +95,7 @@ def test_mcp_server_over_stdio(index_dir, tmp_path):
     assert context["tokens"] <= 150 and context["markdown"].startswith("### ")
     assert context["blocks"] and all("text" not in b and b["header"] in context["markdown"] for b in context["blocks"])
 
-    for name, fragment in (("bad_path", "must not contain '..'"), ("bad_k", "k must be an integer from 1 to 100"),
+    for name, fragment in (("bad_path", "must not contain '..'"), ("bad_k", "k must be an integer from 1 to 1000"),
                            ("bad_budget", "budget must be an integer from 1")):
         result = out[name]
         assert _field(result, "is_error", "isError"), name

@@ -196,7 +196,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def locate_command(
-    text: Annotated[str, typer.Argument(help="The issue or bug report text; `-` reads it from stdin.")],
+    query: Annotated[str, typer.Argument(help="The issue, bug report or change description; `-` reads it from stdin.")],
     k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="Number of files.")] = 10,
     functions: Annotated[int, typer.Option("--functions", min=0, max=50, help="Functions listed per file.")] = 3,
     lang: LangOpt = None,
@@ -231,7 +231,7 @@ def locate_command(
     from codeseer.index.filekinds import parse_kinds
 
     parse_kinds(include, what="--include")  # a bad kind fails before any work
-    args = {"text": _read_arg(text, "issue text"), "k": k, "functions": functions, "lang": lang,
+    args = {"query": _read_arg(query, "issue text"), "k": k, "functions": functions, "lang": lang,
             "path_glob": path_glob, "repo": repo, "include": include,
             "weights": str(weights.resolve()) if weights is not None else None}
     result = answer("locate", index_dir, args)
@@ -252,7 +252,7 @@ def locate_command(
 
 
 def context_command(
-    task: Annotated[str, typer.Argument(help="What you are about to write or change; `-` reads it from stdin.")],
+    query: Annotated[str, typer.Argument(help="What you are about to write or change; `-` reads it from stdin.")],
     budget: Annotated[int, typer.Option("--budget", "-b", help="Token budget of the whole pack (index model's tokenizer, headers included).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="md (default) or json.")] = "md",
     lang: LangOpt = None,
@@ -277,7 +277,7 @@ def context_command(
     if budget < 1:
         raise CodeseerError(f"--budget must be at least 1 token, got {budget}")
     file_kinds(kind)
-    pack = answer("context", index_dir, {"task": _read_arg(task, "task"), "budget": budget, "format": fmt,
+    pack = answer("context", index_dir, {"query": _read_arg(query, "task"), "budget": budget, "format": fmt,
                                          "lang": lang, "path_glob": path_glob, "repo": repo, "kind": kind})
     sys.stdout.write(pack["text"])
     err.print(f"[dim]{pack['tokens']}/{counted(pack['budget'], 'token')}, {counted(pack['blocks'], 'block')} from "

@@ -19,8 +19,8 @@ from codeseer.apps.common import TASK_SEARCH
 from codeseer.errors import CodeseerError
 
 FORMATS = ("md", "json")
-MAX_BUDGET = 1_000_000
-MAX_TASK_CHARS = 50_000
+from codeseer.limits import MAX_BUDGET  # noqa: E402
+from codeseer.limits import MAX_QUERY_CHARS as MAX_TASK_CHARS  # noqa: E402
 
 
 @dataclass

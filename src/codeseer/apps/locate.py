@@ -16,7 +16,7 @@ from codeseer.index.filekinds import SOURCE, parse_kinds
 from codeseer.search.evidence import quoted_identifiers
 
 DEFINITION_KINDS = ("function", "method", "class")
-MAX_QUERY_CHARS = 50_000
+from codeseer.limits import MAX_QUERY_CHARS  # noqa: E402
 
 
 @dataclass

@@ -44,7 +44,7 @@ def _locate(searcher, a: dict) -> dict:
     from codeseer.search.files import load_weights
 
     weights = load_weights(a["weights"]) if a.get("weights") else None
-    result = locate(searcher, a["text"], k=a.get("k", 10), functions_per_file=a.get("functions", 3),
+    result = locate(searcher, a["query"], k=a.get("k", 10), functions_per_file=a.get("functions", 3),
                     languages=a.get("lang"), path_glob=a.get("path_glob"), repos=a.get("repo"),
                     include=a.get("include"), weights=weights)
     return result.to_dict()
@@ -69,7 +69,7 @@ def _context(searcher, a: dict) -> dict:
     fmt = a.get("format", "md")
     if fmt not in FORMATS:
         raise CodeseerError(f"unknown format {fmt!r}; choose md or json")
-    pack = context_pack(searcher, a["task"], budget=a["budget"], languages=a.get("lang"),
+    pack = context_pack(searcher, a["query"], budget=a["budget"], languages=a.get("lang"),
                         path_glob=a.get("path_glob"), repos=a.get("repo"), file_kinds=_kinds(a.get("kind")))
     return {"text": pack.render(fmt), "tokens": pack.tokens, "budget": pack.budget, "blocks": len(pack.blocks),
             "used_chunks": pack.used_chunks}

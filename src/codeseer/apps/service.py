@@ -10,11 +10,8 @@ from pathlib import Path
 from codeseer.apps.common import carry_models, check_glob, index_status, locate_path, open_store, parse_location
 from codeseer.errors import CodeseerError
 
-MAX_K = 100
-MAX_QUERY_BYTES = 8 * 1024
-MAX_CODE_BYTES = 64 * 1024
-MAX_BUDGET = 100_000
-MAX_LANGUAGES = 32
+from codeseer.limits import MAX_BUDGET, MAX_CODE_CHARS, MAX_FUNCTIONS, MAX_K, MAX_QUERY_CHARS  # noqa: E402
+from codeseer.limits import MAX_LIST as MAX_LANGUAGES  # noqa: E402
 
 
 class RequestTooLarge(CodeseerError):
@@ -28,9 +25,8 @@ class BadRequest(CodeseerError):
 def _limit_text(name: str, text: str | None, limit: int) -> str:
     if text is None or not str(text).strip():
         raise BadRequest(f"{name} must not be empty")
-    size = len(str(text).encode("utf-8", "surrogatepass"))
-    if size > limit:
-        raise RequestTooLarge(f"{name} is {size} bytes; the limit is {limit} bytes")
+    if len(str(text)) > limit:
+        raise RequestTooLarge(f"{name} is {len(str(text))} characters; the limit is {limit}")
     return str(text)
 
 
@@ -125,14 +121,19 @@ class Service:
         return locate_path(self.searcher(), path, strict=True)
 
     # -- operations -------------------------------------------------------------------------
+    # One vocabulary for the CLI, HTTP, MCP and Python (codeseer.api): ``query`` is what is looked for
+    # (words, code, an issue, a task), ``path`` a glob that keeps to some files, ``location`` a
+    # ``PATH:LINE`` (or ``file`` + ``line``), ``languages``/``repos``/``kinds`` filters, ``k`` results.
+
     def status(self) -> dict:
         with self._lock:
-            return index_status(self.searcher()) | {"limits": {"k": MAX_K, "query_bytes": MAX_QUERY_BYTES,
-                                                               "code_bytes": MAX_CODE_BYTES, "budget": MAX_BUDGET}}
+            return index_status(self.searcher()) | {"limits": {
+                "k": MAX_K, "query_chars": MAX_QUERY_CHARS, "code_chars": MAX_CODE_CHARS, "budget": MAX_BUDGET,
+                "functions": MAX_FUNCTIONS, "list": MAX_LANGUAGES}}
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", languages=None, path: str | None = None,
                repos=None, kinds=None) -> dict:
-        query = _limit_text("query", query, MAX_QUERY_BYTES)
+        query = _limit_text("query", query, MAX_QUERY_CHARS)
         k = _limit_k(k)
         glob = check_glob(path)
         file_kinds = _kinds(kinds)
@@ -141,71 +142,73 @@ class Service:
                                           repos=_repos(repos), file_kinds=file_kinds)
         return {"query": query, "mode": mode, "hits": [h.to_dict() for h in hits]}
 
-    def similar(self, *, location: str | None = None, path: str | None = None, line: int | None = None,
-                code: str | None = None, k: int = 10, languages=None, path_glob: str | None = None, repos=None,
+    def _location(self, location: str | None, file: str | None, line: int | None) -> tuple[str, int]:
+        """``location`` (PATH:LINE) or ``file`` + ``line``, checked."""
+        if location is not None:
+            if file is not None or line is not None:
+                raise BadRequest("give location or file + line, not both")
+            file, line = parse_location(location)
+        if file is None or line is None:
+            raise BadRequest("give location (PATH:LINE) or file + line")
+        if not isinstance(line, int) or isinstance(line, bool) or line < 1:
+            raise BadRequest(f"line must be a positive integer, got {line!r}")
+        return file, line
+
+    def similar(self, *, location: str | None = None, file: str | None = None, line: int | None = None,
+                code: str | None = None, k: int = 10, languages=None, path: str | None = None, repos=None,
                 kinds=None) -> dict:
         from codeseer.apps.similar import similar
 
         k = _limit_k(k)
-        glob = check_glob(path_glob)
-        if location is not None:
-            if path is not None or line is not None:
-                raise BadRequest("give location or path + line, not both")
-            path, line = parse_location(location)
-        given = [x for x in (path, code) if x is not None]
-        if len(given) != 1:
-            raise BadRequest("give exactly one of: location (PATH:LINE), path + line, or code")
+        glob = check_glob(path)
+        if (code is None) == (location is None and file is None):
+            raise BadRequest("give exactly one of location, file + line, or code")
         if code is not None:
-            code = _limit_text("code", code, MAX_CODE_BYTES)
+            if line is not None:
+                raise BadRequest("line goes with file, not with code")
+            code = _limit_text("code", code, MAX_CODE_CHARS)
         else:
-            if line is None:
-                raise BadRequest("line is required with path")
-            if not isinstance(line, int) or isinstance(line, bool) or line < 1:
-                raise BadRequest(f"line must be a positive integer, got {line!r}")
+            file, line = self._location(location, file, line)
         with self._lock:
             repo = None
-            if path is not None:
-                repo, path = self._path(path)
-            return similar(self.searcher(), path=path, line=line, code=code, k=k, languages=_languages(languages),
+            if file is not None:
+                repo, file = self._path(file)
+            return similar(self.searcher(), path=file, line=line, code=code, k=k, languages=_languages(languages),
                            path_glob=glob, repo=repo, repos=_repos(repos), file_kinds=_kinds(kinds)).to_dict()
 
-    def locate(self, text: str, *, k: int = 10, functions_per_file: int = 3, languages=None,
-               path: str | None = None, repos=None, include=None) -> dict:
+    def locate(self, query: str, *, k: int = 10, functions: int = 3, languages=None, path: str | None = None,
+               repos=None, include=None) -> dict:
         from codeseer.apps.locate import locate
 
-        text = _limit_text("text", text, MAX_QUERY_BYTES)
+        query = _limit_text("query", query, MAX_QUERY_CHARS)
         k = _limit_k(k)
-        if not 0 <= functions_per_file <= 20:
-            raise BadRequest("functions_per_file must be from 0 to 20")
+        if not isinstance(functions, int) or isinstance(functions, bool) or not 0 <= functions <= MAX_FUNCTIONS:
+            raise BadRequest(f"functions must be an integer from 0 to {MAX_FUNCTIONS}")
         glob = check_glob(path)
         with self._lock:
-            return locate(self.searcher(), text, k=k, functions_per_file=functions_per_file,
+            return locate(self.searcher(), query, k=k, functions_per_file=functions,
                           languages=_languages(languages), path_glob=glob, repos=_repos(repos),
                           include=_kinds(include, "include")).to_dict()
 
-    def context(self, task: str, *, budget: int = 2000, languages=None, path: str | None = None, repos=None,
+    def context(self, query: str, *, budget: int = 2000, languages=None, path: str | None = None, repos=None,
                 kinds=None) -> dict:
         from codeseer.apps.context import context_pack
 
-        task = _limit_text("task", task, MAX_QUERY_BYTES)
+        query = _limit_text("query", query, MAX_QUERY_CHARS)
         if not isinstance(budget, int) or isinstance(budget, bool) or not 1 <= budget <= MAX_BUDGET:
             raise BadRequest(f"budget must be an integer from 1 to {MAX_BUDGET}, got {budget!r}")
         glob = check_glob(path)
         with self._lock:
-            pack = context_pack(self.searcher(), task, budget=budget, languages=_languages(languages), path_glob=glob,
+            pack = context_pack(self.searcher(), query, budget=budget, languages=_languages(languages), path_glob=glob,
                                 repos=_repos(repos), file_kinds=_kinds(kinds))
         return pack.to_dict() | {"markdown": pack.render("md")}
 
-    def docs(self, *, location: str | None = None, path: str | None = None, line: int | None = None, k: int = 5) -> dict:
+    def docs(self, *, location: str | None = None, file: str | None = None, line: int | None = None,
+             k: int = 5) -> dict:
         from codeseer.apps.docs import docs_for
 
         k = _limit_k(k)
-        if location is not None:
-            path, line = parse_location(location)
-        if path is None or line is None:
-            raise BadRequest("give location (PATH:LINE) or path + line")
-        if not isinstance(line, int) or isinstance(line, bool) or line < 1:
-            raise BadRequest(f"line must be a positive integer, got {line!r}")
+        file, line = self._location(location, file, line)
         with self._lock:
-            repo, path = self._path(path)
-            return docs_for(self.searcher(), path, line, k=k, repo=repo).to_dict()
+            repo, file = self._path(file)
+            return docs_for(self.searcher(), file, line, k=k, repo=repo).to_dict()

@@ -19,7 +19,7 @@ from codeseer.apps.common import (
 )
 from codeseer.errors import CodeseerError
 
-MAX_CODE_CHARS = 100_000
+from codeseer.limits import MAX_CODE_CHARS  # noqa: E402
 
 
 @dataclass

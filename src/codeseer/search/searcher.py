@@ -36,10 +36,9 @@ LANGUAGE_ALIASES = {
     "md": "markdown", "golang": "go",
 }
 _COLUMNS = ["chunk_id", "path", "language", "start_line", "end_line", "symbol", "kind", "text"]
-MAX_QUERY_CHARS = 50_000  # as long as the longest text an app searches with (an issue for `locate`)
-MAX_K = 10_000
-MAX_LANGUAGES = 100
-MAX_REPOS = 100
+from codeseer.limits import MAX_K, MAX_QUERY_CHARS  # noqa: E402
+from codeseer.limits import MAX_LIST as MAX_LANGUAGES  # noqa: E402
+from codeseer.limits import MAX_LIST as MAX_REPOS  # noqa: E402
 
 
 @dataclass

@@ -13,7 +13,7 @@ import functools
 import json
 import logging
 import secrets
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 import anyio
 import anyio.to_thread
@@ -21,26 +21,18 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from codeseer.apps.common import PathOutsideRoot
-from codeseer.apps.service import (
-    MAX_BUDGET,
-    MAX_CODE_BYTES,
-    MAX_K,
-    MAX_LANGUAGES,
-    MAX_QUERY_BYTES,
-    BadRequest,
-    RequestTooLarge,
-    Service,
-)
+from codeseer.apps.service import BadRequest, RequestTooLarge, Service
+from codeseer.limits import MAX_BUDGET, MAX_CODE_CHARS, MAX_FUNCTIONS, MAX_K, MAX_PATH_CHARS, MAX_QUERY_CHARS
+from codeseer.limits import MAX_LIST as MAX_LANGUAGES
 from codeseer.errors import CodeseerError
 from codeseer.serve.auth import TOKEN_ENV, is_loopback, resolve_token
 
 log = logging.getLogger("codeseer.serve")
 
 MAX_BODY_BYTES = 256 * 1024
-MAX_PATH_CHARS = 1024
 
 Languages = Optional[list[str]]
 Repos = Optional[list[str]]
@@ -51,55 +43,81 @@ INCLUDE_HELP = "File kinds ranked besides source: test, docs, types, build, exam
 
 
 class _Request(BaseModel):
-    """Strict: the JSON types the schema states, no coercion (``false`` or ``"5"`` is not a ``k``)."""
+    """Strict: the JSON types the schema states, no coercion (``false`` or ``"5"`` is not a ``k``).
+
+    ``LEGACY`` maps the names of the first API to the ones every interface now shares (accepted for
+    one release, never shown in the schema).
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True)
+    LEGACY: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_names(cls, data):
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "file" in cls.model_fields and "path" in data and "line" in data and "file" not in data:
+            data["file"] = data.pop("path")  # similar/docs: the file a line is in was called path
+        for old, new in cls.LEGACY.items():
+            if old in data and new not in data:
+                data[new] = data.pop(old)
+        return data
+
+
+QUERY_HELP = "What to look for: words, code, an identifier, an issue or a task."
+PATH_HELP = "Only paths matching this glob, relative to the indexed root, e.g. src/**"
+LOCATION_HELP = "PATH:LINE, relative to the indexed root (REPO/PATH:LINE in an index of several repos)."
 
 
 class SearchRequest(_Request):
-    query: str = Field(..., min_length=1, max_length=MAX_QUERY_BYTES, description="Words or code to look for.")
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description=QUERY_HELP)
     k: int = Field(10, ge=1, le=MAX_K)
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     languages: Languages = Field(None, max_length=MAX_LANGUAGES, description="e.g. [\"py\", \"java\"]")
-    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Glob relative to the indexed root, e.g. src/**")
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description=PATH_HELP)
     repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
     kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
 
 
 class SimilarRequest(_Request):
-    location: Optional[str] = Field(None, max_length=MAX_PATH_CHARS + 12, description="PATH:LINE, relative to the indexed root (REPO/PATH:LINE in an index of several repos).")
-    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Root-relative file (with line).")
+    LEGACY: ClassVar[dict[str, str]] = {"path_glob": "path"}
+    location: Optional[str] = Field(None, max_length=MAX_PATH_CHARS + 12, description=LOCATION_HELP)
+    file: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Root-relative file, with line.")
     line: Optional[int] = Field(None, ge=1)
-    code: Optional[str] = Field(None, min_length=1, max_length=MAX_CODE_BYTES, description="A snippet instead of a location.")
+    code: Optional[str] = Field(None, min_length=1, max_length=MAX_CODE_CHARS, description="A snippet instead of a location.")
     k: int = Field(10, ge=1, le=MAX_K)
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
-    path_glob: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description=PATH_HELP)
     repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
     kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
 
 
 class LocateRequest(_Request):
-    text: str = Field(..., min_length=1, max_length=MAX_QUERY_BYTES, description="Issue or bug report text.")
+    LEGACY: ClassVar[dict[str, str]] = {"text": "query", "functions_per_file": "functions"}
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The issue, bug report or change description.")
     k: int = Field(10, ge=1, le=MAX_K)
-    functions_per_file: int = Field(3, ge=0, le=20)
+    functions: int = Field(3, ge=0, le=MAX_FUNCTIONS, description="Functions listed per file.")
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
-    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description=PATH_HELP)
     repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
     include: Kinds = Field(None, max_length=MAX_LANGUAGES, description=INCLUDE_HELP)
 
 
 class ContextRequest(_Request):
-    task: str = Field(..., min_length=1, max_length=MAX_QUERY_BYTES, description="What is about to be written.")
+    LEGACY: ClassVar[dict[str, str]] = {"task": "query"}
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="What is about to be written or changed.")
     budget: int = Field(2000, ge=1, le=MAX_BUDGET, description="Token budget (index model's tokenizer).")
     languages: Languages = Field(None, max_length=MAX_LANGUAGES)
-    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description=PATH_HELP)
     repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
     kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
 
 
 class DocsRequest(_Request):
-    location: Optional[str] = Field(None, max_length=MAX_PATH_CHARS + 12)
-    path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS)
+    location: Optional[str] = Field(None, max_length=MAX_PATH_CHARS + 12, description=LOCATION_HELP)
+    file: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description="Root-relative file, with line.")
     line: Optional[int] = Field(None, ge=1)
     k: int = Field(5, ge=1, le=MAX_K)
 
@@ -364,26 +382,26 @@ def create_app(service: Service, *, token: str | None = None, max_body: int = MA
     @app.post("/similar", dependencies=authorized, responses=body_errors,
               summary="Code similar to PATH:LINE or to a snippet")
     async def similar(body: SimilarRequest) -> dict:
-        return await in_turn(service.similar, location=body.location, path=body.path, line=body.line,
-                             code=body.code, k=body.k, languages=body.languages, path_glob=body.path_glob,
+        return await in_turn(service.similar, location=body.location, file=body.file, line=body.line,
+                             code=body.code, k=body.k, languages=body.languages, path=body.path,
                              repos=body.repos, kinds=body.kinds)
 
     @app.post("/locate", dependencies=authorized, responses=body_errors,
               summary="Files and functions an issue most likely touches")
     async def locate(body: LocateRequest) -> dict:
-        return await in_turn(service.locate, body.text, k=body.k, functions_per_file=body.functions_per_file,
+        return await in_turn(service.locate, body.query, k=body.k, functions=body.functions,
                              languages=body.languages, path=body.path, repos=body.repos, include=body.include)
 
     @app.post("/context", dependencies=authorized, responses=body_errors,
               summary="A token-budgeted context pack for a task")
     async def context(body: ContextRequest) -> dict:
-        return await in_turn(service.context, body.task, budget=body.budget, languages=body.languages,
+        return await in_turn(service.context, body.query, budget=body.budget, languages=body.languages,
                              path=body.path, repos=body.repos, kinds=body.kinds)
 
     @app.post("/docs", dependencies=authorized, responses=body_errors,
               summary="Documentation describing the code at PATH:LINE")
     async def docs(body: DocsRequest) -> dict:
-        return await in_turn(service.docs, location=body.location, path=body.path, line=body.line, k=body.k)
+        return await in_turn(service.docs, location=body.location, file=body.file, line=body.line, k=body.k)
 
     app.add_middleware(BodyLimit, limit=max_body)
     if token is None:

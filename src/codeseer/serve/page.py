@@ -168,7 +168,7 @@ async function findSimilar(hit) {
   $("message").textContent = "";
   $("results-title").textContent = "Finding similar code…";
   try {
-    const data = await api("POST", "/similar", {path: hit.path, line: hit.start_line, k: f.k, languages: f.languages, path_glob: f.path});
+    const data = await api("POST", "/similar", {file: hit.repo ? hit.repo + "/" + hit.path : hit.path, line: hit.start_line, k: f.k, languages: f.languages, path: f.path});
     render("Similar to " + hit.path + ":" + hit.start_line + (hit.symbol ? " (" + hit.symbol + ")" : ""), data.hits);
     window.scrollTo(0, 0);
   } catch (e) { showError(e); }
