@@ -201,3 +201,25 @@ def test_without_a_terminal_index_prints_progress_lines_and_ctrl_c_says_what_was
                           capture_output=True, text=True, timeout=300)
     report = json.loads(done.stdout)
     assert report["chunks"] == 720 and report["embedded_chunks"] == 720 - kept  # nothing computed twice
+
+
+def test_search_shows_code_first_even_when_docs_score_higher(tmp_path):
+    repo = write_files(tmp_path / "repo", {
+        "docs/retries.md": "# How retries work\n\nHow retries work: a failed call is retried with backoff, "
+                           "how retries work explained for users.\n",
+        "tests/test_retry.py": "def test_how_retries_work():\n    assert retry(lambda: 1) == 1\n",
+        "net/retry.py": "import time\n\n\ndef retry(operation, attempts=3):\n    for n in range(attempts):\n"
+                        "        try:\n            return operation()\n        except OSError:\n"
+                        "            time.sleep(2 ** n)\n",
+    })
+    index_repository(repo)  # the default model
+    flat = json.loads(run_cli("search", "how retries work", "--flat", "--json", "-k", "3", cwd=repo).stdout)
+    assert flat[0]["file_kind"] in ("docs", "test")  # by score, prose wins
+    grouped = json.loads(run_cli("search", "how retries work", "--json", "-k", "3", cwd=repo).stdout)
+    assert grouped[0]["path"] == "net/retry.py" and grouped[0]["file_kind"] == "source"
+    assert {h["file_kind"] for h in grouped[1:]} <= {"source", "docs", "test"}
+    assert [h["file_kind"] for h in grouped].index("docs") > 0
+    text = run_cli("search", "how retries work", "-k", "3", cwd=repo).stdout
+    assert text.index("net/retry.py") < text.index("-- docs and tests --") < text.index("docs/retries.md")
+    only_docs = json.loads(run_cli("search", "how retries work", "--json", "--kind", "docs", cwd=repo).stdout)
+    assert {h["file_kind"] for h in only_docs} == {"docs"}

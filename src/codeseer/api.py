@@ -72,13 +72,18 @@ class Index:
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", languages: list[str] | None = None,
                path: str | None = None, repos: list[str] | None = None, kinds: list[str] | None = None,
-               task: str | None = None) -> list:
-        """The ``k`` best chunks (``Hit``) for ``query`` (words, an identifier or code)."""
+               task: str | None = None, code_first: bool = False) -> list:
+        """The ``k`` best chunks (``Hit``) for ``query`` (words, an identifier or code); ``code_first``:
+        as ``codeseer search`` shows them, the ``k`` best code hits, then the best 3 docs and tests hits."""
         from codeseer.index.filekinds import parse_kinds
+        from codeseer.search.searcher import code_first as code_then_others
 
+        kinds = parse_kinds(kinds) or None
+        fetch = min(max(3 * k, 30), 1000) if code_first and not kinds else k
         with self._service._lock:
-            return self._searcher().search(query, k=k, mode=mode, languages=languages, path_glob=path, repos=repos,
-                                           file_kinds=parse_kinds(kinds) or None, task=task)
+            hits = self._searcher().search(query, k=fetch, mode=mode, languages=languages, path_glob=path, repos=repos,
+                                           file_kinds=kinds, task=task)
+        return code_then_others(hits, k) if fetch != k else hits
 
     def locate(self, query: str, *, k: int = 10, functions: int = 3, languages: list[str] | None = None,
                path: str | None = None, repos: list[str] | None = None, include: list[str] | None = None):

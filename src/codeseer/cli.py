@@ -126,6 +126,7 @@ def search(
     path_glob: Annotated[Optional[str], typer.Option("--path", help="Only paths matching this glob, e.g. 'src/**/*.py'.")] = None,
     repo: Annotated[Optional[list[str]], typer.Option("--repo", "-r", help="Only these repos of an index of several (repeatable).")] = None,
     kind: Annotated[Optional[list[str]], typer.Option("--kind", help="Only files of these kinds: source, test, docs, types, build, example, config (comma-separated or repeated).")] = None,
+    flat: Annotated[bool, typer.Option("--flat", help="One list by score; by default code comes first and the best 3 docs and tests hits follow it.")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (dense + BM25), dense or lexical.")] = "hybrid",
     fusion: Annotated[str, typer.Option("--fusion", help="How hybrid mixes the two: convex (normalised scores, default) or rrf.")] = "convex",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Must match the index's model.")] = None,
@@ -154,14 +155,21 @@ def search(
     file_kinds(kind)  # a bad --kind fails before any work
     hits = answer("search", index_dir, {"query": query, "k": k, "mode": mode, "lang": lang, "path_glob": path_glob,
                                         "fusion": fusion, "repo": repo, "kind": kind, "model": model,
-                                        "task": task})["hits"]
+                                        "task": task, "flat": flat})["hits"]
     if as_json:
         sys.stdout.write(json.dumps(hits, indent=2) + "\n")
         return
     if not hits:
         err.print("no results")
         return
+    from codeseer.search.searcher import NON_CODE_KINDS
+
+    code_seen = False
     for hit in hits:
+        if not flat and not kind and code_seen and hit.get("file_kind") in NON_CODE_KINDS:
+            out.print("[dim]── docs and tests ──[/]" if out.is_terminal else "-- docs and tests --")
+            code_seen = False  # one separator
+        code_seen = code_seen or hit.get("file_kind") not in NON_CODE_KINDS
         shown = f"{hit['repo']}/{hit['path']}" if hit.get("repo") else hit["path"]
         print_hit(out, shown, hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
                   hit["text"], hit["language"], hit.get("file_kind"))

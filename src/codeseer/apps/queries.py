@@ -32,11 +32,18 @@ def _search(searcher, a: dict) -> dict:
                 f"index was built with model {searcher.state.model}, not {resolve_model(model).name}; "
                 "search with the index's model or re-index with `codeseer index --rebuild --model ...`"
             )
+    from codeseer.search.searcher import code_first
+
     task = a.get("task") or "nl2code"
-    hits = searcher.search(a["query"], k=a.get("k", 10), mode=a.get("mode", "hybrid"), languages=a.get("lang"),
-                           path_glob=a.get("path_glob"), fusion=a.get("fusion", "convex"), repos=a.get("repo"),
-                           file_kinds=_kinds(a.get("kind")), task=None if task == searcher.task else task)
-    return {"hits": [h.to_dict() for h in hits]}
+    k = a.get("k", 10)
+    kinds = _kinds(a.get("kind"))
+    grouped = not kinds and not a.get("flat") and "file_kind" in searcher.chunks.schema.names
+    hits = searcher.search(a["query"], k=min(max(3 * k, 30), 1000) if grouped else k, mode=a.get("mode", "hybrid"),
+                           languages=a.get("lang"), path_glob=a.get("path_glob"), fusion=a.get("fusion", "convex"),
+                           repos=a.get("repo"), file_kinds=kinds, task=None if task == searcher.task else task)
+    if grouped:
+        hits = code_first(hits, k)
+    return {"hits": [h.to_dict() for h in hits], "grouped": grouped}
 
 
 def _locate(searcher, a: dict) -> dict:

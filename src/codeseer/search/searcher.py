@@ -83,6 +83,22 @@ def in_tie_order(rows: list[dict]) -> list[dict]:
                                        int(r["start_line"]), int(r["end_line"]), r["chunk_id"]))
 
 
+NON_CODE_KINDS = ("docs", "test")  # what `code_first` shows after the code
+OTHER_HITS = 3  # docs and tests shown after the code hits
+
+
+def code_first(hits: list["Hit"], k: int, others: int = OTHER_HITS) -> list["Hit"]:
+    """The ``k`` best code hits, then the ``others`` best docs and tests hits (each group by score).
+
+    Prose says "how does X work" in the words of the question, so documentation and tests often
+    outscore the code that implements X; a person asking wants that code first, and still sees
+    where the docs explain it.
+    """
+    code = [h for h in hits if h.file_kind not in NON_CODE_KINDS][:k]
+    other = [h for h in hits if h.file_kind in NON_CODE_KINDS][:min(others, k)]
+    return code + other
+
+
 def normalize_language(name: str) -> str:
     """``py`` -> ``python``; a name codeseer does not know is one error naming those it knows."""
     from codeseer.index.languages import KNOWN_LANGUAGES
