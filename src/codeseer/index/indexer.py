@@ -56,6 +56,7 @@ from codeseer.index.store import (
     sql_in,
     sql_quote,
 )
+from codeseer.index.location import INDEX_DIRNAME
 from codeseer.index.uri import index_location
 from codeseer.index.vector_cache import VectorCache, cache_enabled
 from codeseer.index.walker import IGNORE_FILES, SourceFile, WalkStats, read_source, walk
@@ -384,6 +385,11 @@ def _resolve_repos(specs, known: IndexState | None, store: IndexStore) -> list[t
             if not Path(path).is_dir():
                 raise CodeseerError(f"repo {name!r} of index {store.directory} is gone: {path} is not a directory")
             specs.append((name, Path(path)))
+    if len(existing) == 1 and len(specs) == 1 and specs[0][0] is None:
+        (name, old), = existing.items()
+        path = specs[0][1]
+        if Path(old) != path and Path(os.path.abspath(store.directory)) == path / INDEX_DIRNAME:
+            existing = {name: str(path)}  # the repository was copied or moved, its index with it: same repo
     by_path = {Path(path): name for name, path in existing.items()}
     chosen: dict[str, Path] = {}
     for name, path in specs:
@@ -694,7 +700,7 @@ class _IndexRun:
             same = all(getattr(state, k) == getattr(self.state, k) for k in ("root", "roots", "revs", "rev"))
             # (Several repos in tables without a repo column take the write path below, which adds it.)
             if same or self._tables_have_repo or len(state.roots) == 1:
-                if not same:  # no file changed, but the revision (or a root) did: record it
+                if not same or self.store.stale_roots:  # no file changed, but a revision or a root did: record it
                     _trace("commit")
                     self.store.write_state(dataclasses.replace(state, updated_at=IndexState.now()))
                 self._finish_counts(self.state)

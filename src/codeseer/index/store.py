@@ -15,6 +15,7 @@ still reads fully when the committed one does not.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -251,6 +252,8 @@ def sql_in(column: str, values: list[str]) -> str:
 class IndexStore:
     """One index directory (default ``<repo>/.codeseer``), or a URI (:mod:`codeseer.index.uri`: no lock there)."""
 
+    stale_roots = False  # the state read holds roots as an older codeseer wrote them, or from before a move
+
     def __init__(self, directory: Path | str) -> None:
         uri = as_uri(directory)
         self.directory = UriPath(uri) if uri else Path(directory)
@@ -295,16 +298,55 @@ class IndexStore:
         if isinstance(raw, dict) and isinstance(raw.get("format"), int) and raw["format"] != FORMAT_VERSION:
             raise CodeseerError(f"index at {self.directory} has format {raw.get('format')}, expected {FORMAT_VERSION}; rebuild with `codeseer index --rebuild`")
         try:
-            return state_from_json(raw)
+            state = self._in_memory(state_from_json(raw))
+            self.stale_roots = raw != self._on_disk(state)  # moved, or written before relative roots
+            return state
         except (TypeError, ValueError) as exc:
             raise DamagedIndex(f"index state {self.state_path} is invalid ({one_line(exc)}); {REPAIR_HINT}") from exc
 
+    # Roots on disk: relative to the index folder when the index lives inside them (``..`` for
+    # REPO/.codeseer), so a copied, moved or renamed repository takes its index along; absolute
+    # otherwise. In memory they are always absolute.
+    def _on_disk(self, state: IndexState) -> dict:
+        data = asdict(state)
+        if self.remote:
+            return data
+        here = Path(os.path.abspath(self.directory))
+
+        def stored(root: str) -> str:
+            path = Path(root)
+            return os.path.relpath(path, here) if path.is_absolute() and here.is_relative_to(path) else root
+
+        data["root"] = stored(state.root)
+        if state.roots:
+            data["roots"] = {name: stored(root) for name, root in state.roots.items()}
+        return data
+
+    def _in_memory(self, state: IndexState) -> IndexState:
+        if self.remote:
+            return state
+        here = Path(os.path.abspath(self.directory))
+
+        def loaded(root: str) -> str:
+            return root if Path(root).is_absolute() else os.path.normpath(here / root)
+
+        roots = {name: loaded(root) for name, root in state.roots.items()} if state.roots else None
+        root = loaded(state.root)
+        # An index written before roots were stored relative, moved with its repository: its one root
+        # is where the index now is (REPO/.codeseer), not the folder the repository left.
+        single = roots is None or len(roots) == 1
+        if single and here.name == INDEX_DIRNAME and not Path(root).exists() and Path(root) != here.parent:
+            root = str(here.parent)
+            if roots:
+                roots = {next(iter(roots)): root}
+        return dataclasses.replace(state, root=root, roots=roots)
+
     def write_state(self, state: IndexState) -> None:
         """Atomic commit point: a reader sees the old state or the new one, never a mix."""
-        self._write_json(self.state_path, asdict(state))
+        self._write_json(self.state_path, self._on_disk(state))
         try:  # after the commit point: losing the history only costs --repair a fallback
-            history = [asdict(state)] + [
-                asdict(s) for s in self.read_history()
+            history = [self._on_disk(state)] + [
+                self._on_disk(s) for s in self.read_history()
                 if (s.chunks_version, s.files_version) != (state.chunks_version, state.files_version)
             ]
             self._write_json(self.directory / HISTORY_FILE, history[:HISTORY_KEEP])
@@ -343,7 +385,7 @@ class IndexStore:
         states = []
         for entry in raw if isinstance(raw, list) else []:
             try:
-                states.append(state_from_json(entry))
+                states.append(self._in_memory(state_from_json(entry)))
             except (TypeError, ValueError):
                 continue
         return states

@@ -132,6 +132,12 @@ class Searcher:
         self.root = Path(state.root)
         self.roots = {name: Path(path) for name, path in state.repo_roots().items()}
         self.multi = len(self.roots) > 1  # hits then say which repo they come from
+        if not store.remote and self.roots and not any(root.is_dir() for root in self.roots.values()):
+            gone = ", ".join(str(root) for root in self.roots.values())
+            raise CodeseerError(
+                f"the repository of index {store.directory} is gone ({gone} moved or deleted); index it where it "
+                f"is now with `codeseer index PATH --index {store.directory}`, or delete the index"
+            )
         self.chunks, self.files = store.snapshot(state)
         self.task = task
         self._embedders: dict[str, Embedder] = {task: embedder} if embedder is not None else {}
