@@ -74,7 +74,7 @@ class Index:
                path: str | None = None, repos: list[str] | None = None, kinds: list[str] | None = None,
                task: str | None = None, code_first: bool = False) -> list:
         """The ``k`` best chunks (``Hit``) for ``query`` (words, an identifier or code); ``code_first``:
-        as ``codeseer search`` shows them, the ``k`` best code hits, then the best 3 docs and tests hits."""
+        as ``codeseer search`` shows them: code hits first, then the best docs and tests hits (at most 3)."""
         from codeseer.index.filekinds import parse_kinds
         from codeseer.search.searcher import code_first as code_then_others
 

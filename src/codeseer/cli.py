@@ -126,7 +126,7 @@ def search(
     path_glob: Annotated[Optional[str], typer.Option("--path", help="Only paths matching this glob, e.g. 'src/**/*.py'.")] = None,
     repo: Annotated[Optional[list[str]], typer.Option("--repo", "-r", help="Only these repos of an index of several (repeatable).")] = None,
     kind: Annotated[Optional[list[str]], typer.Option("--kind", help="Only files of these kinds: source, test, docs, types, build, example, config (comma-separated or repeated).")] = None,
-    flat: Annotated[bool, typer.Option("--flat", help="One list by score; by default code comes first and the best 3 docs and tests hits follow it.")] = False,
+    flat: Annotated[bool, typer.Option("--flat", help="One list by score; by default code comes first and the best docs and tests hits (at most 3) follow it.")] = False,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (dense + BM25), dense or lexical.")] = "hybrid",
     fusion: Annotated[str, typer.Option("--fusion", help="How hybrid mixes the two: convex (normalised scores, default) or rrf.")] = "convex",
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Must match the index's model.")] = None,

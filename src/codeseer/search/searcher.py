@@ -88,15 +88,19 @@ OTHER_HITS = 3  # docs and tests shown after the code hits
 
 
 def code_first(hits: list["Hit"], k: int, others: int = OTHER_HITS) -> list["Hit"]:
-    """The ``k`` best code hits, then the ``others`` best docs and tests hits (each group by score).
+    """``k`` hits: the best code hits first, then the best docs and tests hits (each group by score),
+    at most ``others`` and a third of ``k`` of those (more only when there is not enough code).
 
     Prose says "how does X work" in the words of the question, so documentation and tests often
     outscore the code that implements X; a person asking wants that code first, and still sees
     where the docs explain it.
     """
-    code = [h for h in hits if h.file_kind not in NON_CODE_KINDS][:k]
-    other = [h for h in hits if h.file_kind in NON_CODE_KINDS][:min(others, k)]
-    return code + other
+    code = [h for h in hits if h.file_kind not in NON_CODE_KINDS]
+    other = [h for h in hits if h.file_kind in NON_CODE_KINDS]
+    n_other = min(others, k // 3, len(other))
+    n_code = min(k - n_other, len(code))
+    n_other = min(k - n_code, len(other))
+    return code[:n_code] + other[:n_other]
 
 
 def normalize_language(name: str) -> str:
