@@ -202,6 +202,18 @@ def build_pack(hits: Sequence, budget: int, count: Callable[[str], int], *, task
                        used_chunks=len(selected) or (1 if blocks else 0), smallest=smallest)
 
 
+def _largest(upper: int, ok: Callable[[int], bool]) -> int:
+    """The largest n in 0..upper with ``ok(n)`` (``ok`` holds up to some n, then never), 0 if none."""
+    lo, hi = 0, upper
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _truncated_top(hit, budget: int, count: Callable[[str], int]) -> tuple[list[ContextBlock], int]:
     """The best chunk cut to its first lines when not even it fits whole; to the start of its first
     line (marked ``…``) when no whole line fits; an error when not even its header fits."""
@@ -216,24 +228,13 @@ def _truncated_top(hit, budget: int, count: Callable[[str], int]) -> tuple[list[
         return ContextBlock(block.path, block.language, block.start_line, block.start_line, block.symbols,
                             block.score, lines[0][:chars].rstrip() + " …", truncated=True, repo=block.repo)
 
-    lo, hi = 0, len(lines)  # largest n with a fitting render
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if count(render_block(cut(mid))) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
+    fits = lambda block: count(render_block(block)) <= budget  # noqa: E731
+    lo = _largest(len(lines), lambda n: fits(cut(n)))  # whole lines
     if lo == 0:
-        lo_c, hi_c = 0, len(lines[0])  # the longest start of the first line that fits, with its marker
-        while lo_c < hi_c:
-            mid = (lo_c + hi_c + 1) // 2
-            if count(render_block(cut_line(mid))) <= budget:
-                lo_c = mid
-            else:
-                hi_c = mid - 1
-        if count(render_block(cut_line(lo_c))) > budget:
+        chars = _largest(len(lines[0]), lambda n: fits(cut_line(n)))  # the start of the first line
+        if not fits(cut_line(chars)):
             return [], count(render_block(cut_line(0)))  # not even the header fits: what it would need
-        best = cut_line(lo_c)
+        best = cut_line(chars)
         return [best], count(render_blocks([best]))
     best = cut(lo)
     return [best], count(render_blocks([best]))
