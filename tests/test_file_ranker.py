@@ -345,3 +345,16 @@ def test_locate_filters_narrow_the_candidates(py_index):
     assert [f.path for f in locate(searcher, text, k=10, path_glob="globset/*").files] == ["globset/glob.py"]
     with pytest.raises(CodeseerError, match="unknown repo"):
         locate(searcher, text, repos=["elsewhere"])
+
+
+def test_new_kind_rules_reclassify_an_index_on_its_next_update(tmp_path, tiny_model_dir, monkeypatch):
+    import codeseer.index.indexer as indexer
+
+    repo = write_files(tmp_path / "tool", PY_REPO)
+    first = index_repository(repo, model=str(tiny_model_dir))
+    assert json.loads((repo / ".codeseer" / "state.json").read_text())["file_kinds"] == indexer.KIND_RULES
+    assert index_repository(repo, model=str(tiny_model_dir)).changed_files == 0
+    monkeypatch.setattr(indexer, "KIND_RULES", indexer.KIND_RULES + 1)  # a codeseer with other rules
+    again = index_repository(repo, model=str(tiny_model_dir))
+    assert again.changed_files == len(PY_REPO) and again.embedded_chunks == 0 and again.chunks == first.chunks
+    assert index_repository(repo, model=str(tiny_model_dir)).changed_files == 0

@@ -29,6 +29,7 @@ CASES = [
     ("testdata/input.go", "go", "test"),
     ("test/app.router.js", "javascript", "test"),
     ("src/router.spec.ts", "typescript", "test"),
+    ("typings/index.test-d.ts", "typescript", "test"),  # tsd type tests
     ("src/__tests__/router.js", "javascript", "test"),
     ("src/test/java/app/AppTest.java", "java", "test"),
     ("spec/models/user_spec.rb", "ruby", "test"),

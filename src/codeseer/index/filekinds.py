@@ -32,6 +32,7 @@ import re
 __all__ = ["FILE_KINDS", "SOURCE", "file_kind", "is_build_output", "parse_kinds"]
 
 SOURCE = "source"
+RULES_VERSION = 2  # bump when a rule changes: the next `codeseer index` re-classifies every file (vectors reused)
 FILE_KINDS: tuple[str, ...] = ("source", "test", "docs", "types", "build", "example", "config")
 
 PROSE_LANGUAGES = frozenset({"markdown", "rst", "text", "asciidoc", "tex"})
@@ -50,7 +51,7 @@ _TEST_DIR = re.compile(
 _TEST_NAME = re.compile(
     r"^test_.+\.py$|_test\.py$|^conftest\.py$"          # python
     r"|_test\.go$"                                       # go
-    r"|\.(?:test|spec)\.[cm]?[jt]sx?$|-(?:test|spec)\.[cm]?[jt]sx?$"  # javascript / typescript
+    r"|\.(?:test|spec)\.[cm]?[jt]sx?$|-(?:test|spec)\.[cm]?[jt]sx?$|\.test-d\.[cm]?tsx?$"  # javascript / typescript (tsd)
     r"|_(?:spec|test)\.rb$"                              # ruby
     r"|(?:Test|Tests|IT|Spec)\.(?:java|kt|cs|scala|groovy)$|^Test[A-Z]\w*\.(?:java|kt|cs)$"
     r"|(?:_test|_tests|_unittest)\.(?:c|cc|cpp|cxx|rs|h|hpp)$|^test_.+\.(?:c|cc|cpp|rs)$"

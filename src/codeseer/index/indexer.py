@@ -36,6 +36,7 @@ from codeseer.errors import CodeseerError
 from codeseer.index.chunk_pool import chunk_files, chunk_workers
 from codeseer.index.chunker import Chunk
 from codeseer.index.ann import check_mode, ensure_ann
+from codeseer.index.filekinds import RULES_VERSION as KIND_RULES
 from codeseer.index.filekinds import file_kind, is_build_output
 from codeseer.index.ann import plan as ann_plan
 from codeseer.index.ann import status as ann_status
@@ -640,8 +641,11 @@ class _IndexRun:
         self.codec = Codec(self.precision, dim, self.state.calibration if self.state else None)
         # Read the committed snapshot: an unchanged tree is then checked without writing anything.
         old_files = self._old_files(self.store.snapshot(self.state)[1]) if self.state is not None else {}
-        # An index from before the file-level columns is rewritten whole (every vector reused).
-        upgrade = self.state is not None and not IndexStore.has_file_level(self.store.snapshot(self.state)[1])
+        # An index from before the file-level columns, or classified by older file-kind rules, is
+        # rewritten whole (every vector reused).
+        upgrade = self.state is not None and (
+            not IndexStore.has_file_level(self.store.snapshot(self.state)[1])
+            or self.state.file_kinds != KIND_RULES)
         _trace("chunk")
         indexed = set(listings)  # the index's other repos are left exactly as they are
         seen = {(f.repo, f.rel) for f in sources}
@@ -741,6 +745,7 @@ class _IndexRun:
             precision=self.precision,
             recipe=self.recipe,
             calibration=self.codec.calibration,
+            file_kinds=KIND_RULES,
         )
         state = self._sourced(state)
         _trace("commit")

@@ -132,6 +132,7 @@ class IndexState:
     roots: dict[str, str] | None = None
     revs: dict[str, str] | None = None  # repo name -> commit id, for repos indexed from git (--rev)
     rev: str | None = None  # the commit, when the index holds one repo and it came from git
+    file_kinds: int | None = None  # the file-kind rules the files were classified by (filekinds.RULES_VERSION)
 
     @staticmethod
     def now() -> str:
