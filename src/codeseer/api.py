@@ -77,9 +77,10 @@ class Index:
         as ``codeseer search`` shows them: code hits first, then the best docs and tests hits (at most 3)."""
         from codeseer.index.filekinds import parse_kinds
         from codeseer.search.searcher import code_first as code_then_others
+        from codeseer.search.searcher import code_first_pool
 
         kinds = parse_kinds(kinds) or None
-        fetch = min(max(3 * k, 30), 1000) if code_first and not kinds else k
+        fetch = code_first_pool(k) if code_first and not kinds else k
         with self._service._lock:
             hits = self._searcher().search(query, k=fetch, mode=mode, languages=languages, path_glob=path, repos=repos,
                                            file_kinds=kinds, task=task)
@@ -98,7 +99,7 @@ class Index:
                 languages: list[str] | None = None, path: str | None = None, repos: list[str] | None = None,
                 kinds: list[str] | None = None):
         """Code like the chunk at ``location`` (``"src/app.py:42"``) or like ``code``, in any language."""
-        from codeseer.apps.common import locate_path, parse_location
+        from codeseer.apps.common import resolve_location
         from codeseer.apps.similar import similar
         from codeseer.errors import CodeseerError
         from codeseer.index.filekinds import parse_kinds
@@ -110,8 +111,7 @@ class Index:
             common = dict(k=k, languages=languages, path_glob=path, repos=repos, file_kinds=parse_kinds(kinds) or None)
             if code is not None:
                 return similar(searcher, code=code, **common)
-            file, line = parse_location(location)
-            repo, rel = locate_path(searcher, file, cwd=Path.cwd())
+            repo, rel, line = resolve_location(searcher, location)
             return similar(searcher, path=rel, line=line, repo=repo, **common)
 
     def context(self, query: str, *, budget: int = 2000, languages: list[str] | None = None, path: str | None = None,
@@ -127,13 +127,12 @@ class Index:
 
     def docs(self, location: str, *, k: int = 5):
         """Documentation (sections, docstrings) that describes the code at ``location``."""
-        from codeseer.apps.common import locate_path, parse_location
+        from codeseer.apps.common import resolve_location
         from codeseer.apps.docs import docs_for
 
         with self._service._lock:
             searcher = self._searcher()
-            file, line = parse_location(location)
-            repo, rel = locate_path(searcher, file, cwd=Path.cwd())
+            repo, rel, line = resolve_location(searcher, location)
             return docs_for(searcher, rel, line, k=k, repo=repo)
 
     def status(self) -> dict:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from codeseer.errors import CodeseerError
-from codeseer.render import console, counted, print_hit
+from codeseer.render import console, counted, display_path, print_hit
 from codeseer.eval.commands import eval_command, eval_repo_command
 from codeseer.apps.commands import context_command, docs_command, dupes_command, locate_command, similar_command, stale_docs_command
 from codeseer.serve.commands import mcp_command, serve_command
@@ -148,11 +148,11 @@ def search(
 
       codeseer search "how do I configure the client" --kind docs
     """
-    from codeseer.apps.commands import answer, file_kinds
+    from codeseer.apps.commands import answer, parse_kinds
 
     if not query.strip():
         raise CodeseerError("empty query: say what you are looking for")
-    file_kinds(kind)  # a bad --kind fails before any work
+    parse_kinds(kind)  # a bad --kind fails before any work
     hits = answer("search", index_dir, {"query": query, "k": k, "mode": mode, "lang": lang, "path_glob": path_glob,
                                         "fusion": fusion, "repo": repo, "kind": kind, "model": model,
                                         "task": task, "flat": flat})["hits"]
@@ -170,8 +170,7 @@ def search(
             out.print("[dim]── docs and tests ──[/]" if out.is_terminal else "-- docs and tests --")
             code_seen = False  # one separator
         code_seen = code_seen or hit.get("file_kind") not in NON_CODE_KINDS
-        shown = f"{hit['repo']}/{hit['path']}" if hit.get("repo") else hit["path"]
-        print_hit(out, shown, hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
+        print_hit(out, display_path(hit), hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
                   hit["text"], hit["language"], hit.get("file_kind"))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["SNIPPET_LINES", "console", "counted", "kind_tag", "print_hit"]
+__all__ = ["SNIPPET_LINES", "console", "counted", "display_path", "kind_tag", "print_hit"]
 
 SNIPPET_LINES = 8
 SNIPPET_WIDTH = 160
@@ -23,6 +23,13 @@ def console(stderr: bool = False) -> Console:
     if not made.is_terminal:
         made.soft_wrap = True
     return made
+
+
+def display_path(item) -> str:
+    """``REPO/PATH`` when the hit (or dict) carries a repo, else ``PATH``."""
+    repo = item.get("repo") if isinstance(item, dict) else getattr(item, "repo", None)
+    path = item["path"] if isinstance(item, dict) else item.path
+    return f"{repo}/{path}" if repo else path
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

@@ -14,7 +14,8 @@ import typer
 from rich.markup import escape
 
 from codeseer.errors import CodeseerError
-from codeseer.render import console, counted, kind_tag, print_hit
+from codeseer.index.filekinds import parse_kinds
+from codeseer.render import console, counted, display_path, kind_tag, print_hit
 
 out = console()
 err = console(stderr=True)
@@ -52,22 +53,6 @@ def answer(op: str, index_dir: Path | None, args: dict) -> dict:
     return run(op, _searcher(directory or index_dir), args)
 
 
-def _location(searcher, spec: str) -> tuple[str | None, str, int]:
-    """(repo, root-relative path, line); repo is None in an index of one repository."""
-    from codeseer.apps.common import locate_path, parse_location
-
-    path, line = parse_location(spec)
-    repo, rel = locate_path(searcher, path, cwd=Path.cwd())
-    return repo, rel, line
-
-
-def _shown(item) -> str:
-    """``REPO/PATH`` when the hit (or dict) carries a repo, else ``PATH``."""
-    repo = item.get("repo") if isinstance(item, dict) else getattr(item, "repo", None)
-    path = item["path"] if isinstance(item, dict) else item.path
-    return f"{repo}/{path}" if repo else path
-
-
 def _read_arg(value: str, what: str) -> str:
     """``-`` reads stdin (for long issue texts and snippets)."""
     if value == "-":
@@ -79,13 +64,6 @@ def _read_arg(value: str, what: str) -> str:
 
 def _dump(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-def file_kinds(values: list[str] | None) -> list[str] | None:
-    """``--kind`` values as a list of file kinds (None: every kind); an unknown one is one error line."""
-    from codeseer.index.filekinds import parse_kinds
-
-    return parse_kinds(values) or None
 
 
 # --------------------------------------------------------------------------- similar
@@ -118,7 +96,7 @@ def similar_command(
     """
     if (location is None) == (code is None):
         raise CodeseerError("give PATH:LINE or --code (use `--code -` to read a snippet from stdin), not both")
-    file_kinds(kind)  # a bad --kind fails before any work
+    parse_kinds(kind)  # a bad --kind fails before any work
     args = {"k": k, "lang": lang, "path_glob": path_glob, "repo": repo, "kind": kind, "cwd": str(Path.cwd())}
     if code is not None:
         args["code"] = _read_arg(code, "--code")
@@ -130,11 +108,11 @@ def similar_command(
         return
     q = result["query"]
     if "path" in q:
-        err.print(f"[dim]similar to[/] {escape(_shown(q))}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
+        err.print(f"[dim]similar to[/] {escape(display_path(q))}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
     if not result["hits"]:
         err.print("no results")
     for hit in result["hits"]:
-        print_hit(out, _shown(hit), hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
+        print_hit(out, display_path(hit), hit["start_line"], hit["end_line"], hit["symbol"] or hit["kind"], hit["score"],
                    hit["text"], hit["language"], hit.get("file_kind"))
 
 
@@ -179,7 +157,7 @@ def dupes_command(
         out.print(f"[bold]{n}.[/] {cluster.size} functions, similarity "
                   f"{cluster.min_similarity:.3f}-{cluster.max_similarity:.3f} (mean {cluster.mean_similarity:.3f})")
         for m in cluster.members:
-            out.print(f"   [cyan]{escape(_shown(m))}[/]:[yellow]{m.start_line}-{m.end_line}[/] {escape(m.symbol or m.kind)} [dim]{m.similarity:.3f}[/]")
+            out.print(f"   [cyan]{escape(display_path(m))}[/]:[yellow]{m.start_line}-{m.end_line}[/] {escape(m.symbol or m.kind)} [dim]{m.similarity:.3f}[/]")
     if report is not None:
         err.print(f"[dim]report written to {report}[/]")
 
@@ -228,8 +206,6 @@ def locate_command(
 
       codeseer locate "flaky retry test" --include tests
     """
-    from codeseer.index.filekinds import parse_kinds
-
     parse_kinds(include, what="--include")  # a bad kind fails before any work
     args = {"query": _read_arg(query, "issue text"), "k": k, "functions": functions, "lang": lang,
             "path_glob": path_glob, "repo": repo, "include": include,
@@ -241,7 +217,7 @@ def locate_command(
     if not result["files"]:
         err.print("no results")
     for n, f in enumerate(result["files"], 1):
-        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(_shown(f))}[/] [dim]{f['score']:.4f} ({counted(f['hits'], 'hit')})[/]"
+        out.print(f"[bold]{n:>2}.[/] [bold cyan]{escape(display_path(f))}[/] [dim]{f['score']:.4f} ({counted(f['hits'], 'hit')})[/]"
                   f"{kind_tag(f.get('kind'))}")
         for fn in f["functions"]:
             out.print(f"      [yellow]{fn['start_line']}-{fn['end_line']}[/] {escape(fn['symbol'] or fn['kind'])} "
@@ -276,7 +252,7 @@ def context_command(
         raise CodeseerError(f"unknown format {fmt!r}; choose md or json")
     if budget < 1:
         raise CodeseerError(f"--budget must be at least 1 token, got {budget}")
-    file_kinds(kind)
+    parse_kinds(kind)  # a bad --kind fails before any work
     pack = answer("context", index_dir, {"query": _read_arg(query, "task"), "budget": budget, "format": fmt,
                                          "lang": lang, "path_glob": path_glob, "repo": repo, "kind": kind})
     sys.stdout.write(pack["text"])
@@ -299,24 +275,25 @@ def docs_command(
 
       codeseer docs src/app.py:120
     """
+    from codeseer.apps.common import resolve_location
     from codeseer.apps.docs import docs_for
 
     searcher = _searcher(index_dir)
-    in_repo, path, line = _location(searcher, location)
+    in_repo, path, line = resolve_location(searcher, location)
     result = docs_for(searcher, path, line, k=k, repo=in_repo)
     if as_json:
         _dump(result.to_dict())
         return
     q = result.query
-    err.print(f"[dim]documentation for[/] {escape(_shown(q))}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
+    err.print(f"[dim]documentation for[/] {escape(display_path(q))}:{q['start_line']}-{q['end_line']} {escape(q['symbol'] or q['kind'])}")
     if not result.hits:
         err.print("no documentation found")
     for hit in result.hits:
         label = f"{hit.kind}: {hit.title}" + (" (own)" if hit.own else "")
         if hit.kind == "section":
-            print_hit(out, _shown(hit), hit.start_line, hit.end_line, label, hit.score, hit.text, hit.language)
+            print_hit(out, display_path(hit), hit.start_line, hit.end_line, label, hit.score, hit.text, hit.language)
         else:  # a docstring: its text, not the function's lines
-            print_hit(out, _shown(hit), hit.start_line, hit.end_line, label, hit.score, None, hit.language)
+            print_hit(out, display_path(hit), hit.start_line, hit.end_line, label, hit.score, None, hit.language)
             out.print("   " + escape(hit.text), soft_wrap=True)
 
 

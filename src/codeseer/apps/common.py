@@ -195,6 +195,13 @@ def locate_path(searcher, path: str, *, cwd: Path | None = None, strict: bool = 
     return name, repo_path(roots[name], rest, cwd=roots[name], strict=strict)
 
 
+def resolve_location(searcher, spec: str, *, cwd: Path | None = None) -> tuple[str | None, str, int]:
+    """A ``PATH:LINE`` argument as (repo, root-relative path, line); repo is None in an index of one repository."""
+    path, line = parse_location(spec)
+    repo, rel = locate_path(searcher, path, cwd=cwd or Path.cwd())
+    return repo, rel, line
+
+
 def check_glob(glob: str | None) -> str | None:
     """A path filter for the network front-ends: relative, no ``..``."""
     if glob is None or not glob.strip():
@@ -280,10 +287,8 @@ def where_clause(
     file_kinds: list[str] | None = None,
 ) -> str | None | bool:
     """A LanceDB filter; ``False`` when the path glob matches no indexed file."""
-    more = {"repos": repos} if repos else {}
-    if file_kinds:
-        more["file_kinds"] = file_kinds
-    return searcher.where(languages, path_glob, kinds=kinds, exclude_kinds=exclude_kinds, **more)
+    return searcher.where(languages, path_glob, kinds=kinds, exclude_kinds=exclude_kinds, repos=repos,
+                          file_kinds=file_kinds)
 
 
 def chunk_at(searcher, path: str, line: int, *, with_vector: bool = True, repo: str | None = None) -> ChunkRef:

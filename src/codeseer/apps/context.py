@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from codeseer.apps.common import TASK_SEARCH
 from codeseer.errors import CodeseerError
@@ -221,22 +221,19 @@ def _truncated_top(hit, budget: int, count: Callable[[str], int]) -> tuple[list[
     lines = block.text.split("\n")
 
     def cut(n: int) -> ContextBlock:
-        return ContextBlock(block.path, block.language, block.start_line, block.start_line + n - 1, block.symbols,
-                            block.score, "\n".join(lines[:n]), truncated=True, repo=block.repo)
+        return replace(block, end_line=block.start_line + n - 1, text="\n".join(lines[:n]), truncated=True)
 
     def cut_line(chars: int) -> ContextBlock:
-        return ContextBlock(block.path, block.language, block.start_line, block.start_line, block.symbols,
-                            block.score, lines[0][:chars].rstrip() + " …", truncated=True, repo=block.repo)
+        return replace(block, end_line=block.start_line, text=lines[0][:chars].rstrip() + " …", truncated=True)
 
     fits = lambda block: count(render_block(block)) <= budget  # noqa: E731
     lo = _largest(len(lines), lambda n: fits(cut(n)))  # whole lines
-    if lo == 0:
-        chars = _largest(len(lines[0]), lambda n: fits(cut_line(n)))  # the start of the first line
-        if not fits(cut_line(chars)):
+    if lo:
+        best = cut(lo)
+    else:
+        best = cut_line(_largest(len(lines[0]), lambda n: fits(cut_line(n))))  # the start of the first line
+        if not fits(best):
             return [], count(render_block(cut_line(0)))  # not even the header fits: what it would need
-        best = cut_line(chars)
-        return [best], count(render_blocks([best]))
-    best = cut(lo)
     return [best], count(render_blocks([best]))
 
 
@@ -262,11 +259,8 @@ def context_pack(
         raise CodeseerError(f"budget must be at least 1 token, got {budget}")
     if budget > MAX_BUDGET:
         raise CodeseerError(f"budget must be at most {MAX_BUDGET} tokens, got {budget}")
-    more = {"repos": repos} if repos else {}
-    if file_kinds:
-        more["file_kinds"] = file_kinds
     hits = searcher.search(task_text, k=max(1, candidates), mode="hybrid", languages=languages, path_glob=path_glob,
-                           **more)
+                           repos=repos, file_kinds=file_kinds)
     if not include_docs:
         hits = [h for h in hits if h.kind != "section"]
     count = token_counter(searcher.embedder.tokenizer)

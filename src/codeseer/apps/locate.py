@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from codeseer.apps.common import DOC_KIND, TASK_SEARCH
 from codeseer.errors import CodeseerError
-from codeseer.index.filekinds import SOURCE, parse_kinds
+from codeseer.index.filekinds import SOURCE, ranked_kinds
 from codeseer.search.evidence import quoted_identifiers
 
 DEFINITION_KINDS = ("function", "method", "class")
@@ -86,9 +86,9 @@ def locate(
         raise CodeseerError("k must be at least 1")
     if functions_per_file < 0:
         raise CodeseerError("functions per file must not be negative")
-    kinds = [SOURCE] + [kind for kind in parse_kinds(include, what="--include") if kind != SOURCE]
-    ranked = searcher.file_ranker.rank(text, k=k, kinds=kinds, languages=languages, path_glob=path_glob,
-                                       repos=repos, chunks_per_file=functions_per_file, weights=weights)
+    ranked = searcher.file_ranker.rank(text, k=k, kinds=ranked_kinds(include), languages=languages,
+                                       path_glob=path_glob, repos=repos, chunks_per_file=functions_per_file,
+                                       weights=weights)
     named = set(quoted_identifiers(text))
     files = []
     for f in ranked:

@@ -23,22 +23,14 @@ def _kinds(values) -> list[str] | None:
 
 
 def _search(searcher, a: dict) -> dict:
-    model = a.get("model")
-    if model is not None:
-        from codeseer.models.embedder import resolve_model
+    from codeseer.search.searcher import check_model, code_first, code_first_pool
 
-        if resolve_model(model).name != searcher.state.model:
-            raise CodeseerError(
-                f"index was built with model {searcher.state.model}, not {resolve_model(model).name}; "
-                "search with the index's model or re-index with `codeseer index --rebuild --model ...`"
-            )
-    from codeseer.search.searcher import code_first
-
+    check_model(searcher.state.model, a.get("model"))
     task = a.get("task") or "nl2code"
     k = a.get("k", 10)
     kinds = _kinds(a.get("kind"))
     grouped = not kinds and not a.get("flat") and "file_kind" in searcher.chunks.schema.names
-    hits = searcher.search(a["query"], k=min(max(3 * k, 30), 1000) if grouped else k, mode=a.get("mode", "hybrid"),
+    hits = searcher.search(a["query"], k=code_first_pool(k) if grouped else k, mode=a.get("mode", "hybrid"),
                            languages=a.get("lang"), path_glob=a.get("path_glob"), fusion=a.get("fusion", "convex"),
                            repos=a.get("repo"), file_kinds=kinds, task=None if task == searcher.task else task)
     if grouped:
@@ -58,15 +50,14 @@ def _locate(searcher, a: dict) -> dict:
 
 
 def _similar(searcher, a: dict) -> dict:
-    from codeseer.apps.common import locate_path, parse_location
+    from codeseer.apps.common import resolve_location
     from codeseer.apps.similar import similar
 
     common = dict(k=a.get("k", 10), languages=a.get("lang"), path_glob=a.get("path_glob"), repos=a.get("repo"),
                   file_kinds=_kinds(a.get("kind")))
     if a.get("code") is not None:
         return similar(searcher, code=a["code"], **common).to_dict()
-    path, line = parse_location(a["location"])
-    repo, rel = locate_path(searcher, path, cwd=Path(a.get("cwd") or Path.cwd()))
+    repo, rel, line = resolve_location(searcher, a["location"], cwd=Path(a["cwd"]) if a.get("cwd") else None)
     return similar(searcher, path=rel, line=line, repo=repo, **common).to_dict()
 
 

@@ -9,9 +9,7 @@ from pathlib import Path
 
 from codeseer.apps.common import carry_models, check_glob, index_status, locate_path, open_store, parse_location
 from codeseer.errors import CodeseerError
-
-from codeseer.limits import MAX_BUDGET, MAX_CODE_CHARS, MAX_FUNCTIONS, MAX_K, MAX_QUERY_CHARS  # noqa: E402
-from codeseer.limits import MAX_LIST as MAX_LANGUAGES  # noqa: E402
+from codeseer.limits import MAX_BUDGET, MAX_CODE_CHARS, MAX_FUNCTIONS, MAX_K, MAX_LIST, MAX_QUERY_CHARS
 
 
 class RequestTooLarge(CodeseerError):
@@ -42,8 +40,8 @@ def _languages(languages) -> list[str] | None:
     if isinstance(languages, str):
         languages = [languages]
     languages = [lang for lang in languages if lang and str(lang).strip()]
-    if len(languages) > MAX_LANGUAGES:
-        raise BadRequest(f"at most {MAX_LANGUAGES} languages")
+    if len(languages) > MAX_LIST:
+        raise BadRequest(f"at most {MAX_LIST} languages")
     return languages or None
 
 
@@ -54,8 +52,8 @@ def _repos(repos) -> list[str] | None:
     if isinstance(repos, str):
         repos = [repos]
     repos = [str(r) for r in repos if r and str(r).strip()]
-    if len(repos) > MAX_LANGUAGES:
-        raise BadRequest(f"at most {MAX_LANGUAGES} repos")
+    if len(repos) > MAX_LIST:
+        raise BadRequest(f"at most {MAX_LIST} repos")
     return repos or None
 
 
@@ -67,8 +65,8 @@ def _kinds(kinds, what: str = "kinds") -> list[str] | None:
         return None
     if isinstance(kinds, str):
         kinds = [kinds]
-    if len(kinds) > MAX_LANGUAGES:
-        raise BadRequest(f"at most {MAX_LANGUAGES} {what}")
+    if len(kinds) > MAX_LIST:
+        raise BadRequest(f"at most {MAX_LIST} {what}")
     try:
         return parse_kinds(kinds, what=what) or None
     except CodeseerError as exc:
@@ -129,7 +127,7 @@ class Service:
         with self._lock:
             return index_status(self.searcher()) | {"limits": {
                 "k": MAX_K, "query_chars": MAX_QUERY_CHARS, "code_chars": MAX_CODE_CHARS, "budget": MAX_BUDGET,
-                "functions": MAX_FUNCTIONS, "list": MAX_LANGUAGES}}
+                "functions": MAX_FUNCTIONS, "list": MAX_LIST}}
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid", languages=None, path: str | None = None,
                repos=None, kinds=None) -> dict:

@@ -292,10 +292,10 @@ def eval_repo_command(
     """
     from codeseer.eval import report
     from codeseer.eval.repo import LOCATE_MODE, REPO_MODES, evaluate_repos, fit_on, load_tasks
-    from codeseer.index.filekinds import SOURCE, parse_kinds
+    from codeseer.index.filekinds import ranked_kinds
 
     modes = _check_modes(mode, REPO_MODES, (LOCATE_MODE,))
-    kinds = [SOURCE] + [kd for kd in parse_kinds(include, what="--include") if kd != SOURCE]
+    kinds = ranked_kinds(include)
     try:
         tasks = load_tasks(path, queries)  # fail fast: before indexing
     except (ValueError, FileNotFoundError) as e:

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from codeseer.eval.metrics import evaluate, evaluate_keeping_per_query
+from codeseer.data.repo_tasks import QUERIES_FILE, SNAPSHOT_FILE
+from codeseer.eval.metrics import evaluate_keeping_per_query
 from codeseer.jsonl import iter_jsonl_objects
 from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_query, lexical_text
 
@@ -190,8 +191,6 @@ class FileBM25:
 # ----------------------------------------------------------------------------- benchmarks of repositories
 
 
-QUERIES_FILE = "queries.jsonl"
-SNAPSHOT_FILE = "snapshot.tar.gz"
 LOCATE_MODE = "locate"
 CHUNK_MODES = ("hybrid", "dense", "lexical")
 REPO_MODES = (LOCATE_MODE, *CHUNK_MODES)
@@ -308,11 +307,11 @@ def _score_run(qrels, run) -> tuple[dict[str, float], dict[str, list]]:
     return evaluate_keeping_per_query(qrels, run, keep=KEEP_PER_QUERY, k_values=REPO_K_VALUES)
 
 
-def _baseline_files(searcher, queries) -> list[str]:
-    """Whole-file BM25 baseline's files: every indexed file in the languages of the answers (tests included)."""
+def _baseline_files(searcher, paths: list[str], queries) -> list[str]:
+    """Whole-file BM25 baseline's files: every indexed file (``paths``, in table order) in the languages
+    of the answers (tests included)."""
     from codeseer.index.store import column_values
 
-    paths = column_values(searcher.files, "path")
     languages = column_values(searcher.files, "language")
     language_of = dict(zip(paths, languages))
     wanted = {language_of[f] for q in queries for f in q.files if f in language_of}
@@ -373,7 +372,7 @@ def prepare_repo(
         prepared.results.append(ModeResult(mode, report.model if mode != "lexical" else None, metrics, per_query,
                                            run, seconds))
     if baseline:
-        bm25 = FileBM25.from_repository(Path(report.root), _baseline_files(searcher, todo))
+        bm25 = FileBM25.from_repository(Path(report.root), _baseline_files(searcher, indexed, todo))
         try:
             run = {}
             start = time.perf_counter()

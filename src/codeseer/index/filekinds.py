@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FILE_KINDS", "SOURCE", "file_kind", "is_build_output", "parse_kinds"]
+__all__ = ["FILE_KINDS", "SOURCE", "file_kind", "is_build_output", "parse_kinds", "ranked_kinds"]
 
 SOURCE = "source"
 RULES_VERSION = 2  # bump when a rule changes: the next `codeseer index` re-classifies every file (vectors reused)
@@ -139,3 +139,8 @@ def parse_kinds(values, *, what: str = "--kind") -> list[str]:
             if part not in kinds:
                 kinds.append(part)
     return kinds
+
+
+def ranked_kinds(include) -> list[str]:
+    """The file kinds ``locate`` ranks: source, then those ``--include`` adds."""
+    return [SOURCE] + [kind for kind in parse_kinds(include, what="--include") if kind != SOURCE]

@@ -640,12 +640,12 @@ class _IndexRun:
         dim = self.embedder.dim if self.state is None else self.state.dim
         self.codec = Codec(self.precision, dim, self.state.calibration if self.state else None)
         # Read the committed snapshot: an unchanged tree is then checked without writing anything.
-        old_files = self._old_files(self.store.snapshot(self.state)[1]) if self.state is not None else {}
+        committed_files = self.store.snapshot(self.state)[1] if self.state is not None else None
+        old_files = self._old_files(committed_files)
         # An index from before the file-level columns, or classified by older file-kind rules, is
         # rewritten whole (every vector reused).
-        upgrade = self.state is not None and (
-            not IndexStore.has_file_level(self.store.snapshot(self.state)[1])
-            or self.state.file_kinds != KIND_RULES)
+        upgrade = committed_files is not None and (
+            not IndexStore.has_file_level(committed_files) or self.state.file_kinds != KIND_RULES)
         _trace("chunk")
         indexed = set(listings)  # the index's other repos are left exactly as they are
         seen = {(f.repo, f.rel) for f in sources}

@@ -167,6 +167,12 @@ def damaged(directory: Path, exc: BaseException | str) -> DamagedIndex:
     return DamagedIndex(f"index at {directory} is damaged ({detail}); {REPAIR_HINT}")
 
 
+def before_file_kinds(directory: Path) -> CodeseerError:
+    """An index written before file kinds still searches; what needs them asks for an update."""
+    return CodeseerError(f"the index at {directory} is from before file kinds; run `codeseer index` "
+                         "to update it (every vector is reused)")
+
+
 def state_from_json(raw) -> IndexState:
     """Validate a parsed state (``ValueError`` if it is not one): a hand-edited file must not crash readers."""
     if not isinstance(raw, dict):
@@ -274,7 +280,7 @@ class IndexStore:
     def open_existing(cls, directory: Path) -> "IndexStore":
         store = cls(directory)
         if store.remote:
-            if not ((store.directory / STATE_FILE).is_file() or (store.directory / HISTORY_FILE).is_file()):
+            if not is_index_dir(store.directory):
                 raise CodeseerError(f"no codeseer index at {directory}; run `codeseer index` first")
             return store
         found = existing_index_dir(store.directory)
@@ -478,7 +484,7 @@ class IndexStore:
         """
         for table, schema in ((chunks, chunk_schema(1)), (files, FILE_SCHEMA)):
             missing = [field for field in schema
-                       if field.name in ("file_kind", *FILE_LEVEL_COLUMNS) and field.name not in table.schema.names]
+                       if field.name in FILE_LEVEL_COLUMNS and field.name not in table.schema.names]
             if missing:
                 table.add_columns(pa.schema(missing))
 

@@ -75,13 +75,12 @@ def auto_backend() -> tuple[str, bool, bool]:
     to fp32; PyTorch bf16 autocast 41 s, nDCG@10 60.36; ONNX fp32 36 s, identical vectors. int8 is
     picked only where VNNI makes it pay.
     """
-    flags = cpu_flags()
     try:
         import onnxruntime  # noqa: F401
         has_onnx = True
     except ImportError:
         has_onnx = False
-    if has_onnx and flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+    if has_onnx and has_vnni():
         return "onnx", True, False
     if native_bf16():
         return "torch", False, True
@@ -253,9 +252,10 @@ class Embedder:
         # Bundled models ship their ONNX graphs (codeseer.models.runtime): with them no torch is needed.
         self._shipped = self._shipped_graphs(pooling, trust_remote_code)
         self.auto_backend = backend == "auto"
+        runs_shipped = self._shipped is not None and device == "cpu" and not bf16
         if backend is None:  # exact fp32 vectors: the shipped graph, else PyTorch
-            backend = "onnx" if self._shipped is not None and device == "cpu" and not bf16 else "torch"
-        elif backend == "auto" and self._shipped is not None and device == "cpu" and not bf16:
+            backend = "onnx" if runs_shipped else "torch"
+        elif backend == "auto" and runs_shipped:
             backend, quantize = "onnx", quantize or has_vnni()
         elif backend == "auto":
             if quantize and bf16:

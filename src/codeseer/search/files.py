@@ -38,7 +38,7 @@ import numpy as np
 
 from codeseer.errors import CodeseerError
 from codeseer.index.filekinds import SOURCE
-from codeseer.index.store import column_values, sql_in, sql_quote
+from codeseer.index.store import before_file_kinds, sql_in, sql_quote
 from codeseer.search.evidence import file_mentions, path_word_set, quoted_identifiers, scope_words, words_match
 from codeseer.search.lexical import FTS_COLUMN, PATH_COLUMN, lexical_query
 
@@ -149,10 +149,7 @@ class _FileTable:
         files = searcher.files
         names = files.schema.names
         if "file_kind" not in names or "search_text" not in names:
-            raise CodeseerError(
-                f"the index at {searcher.store.directory} is from before file kinds; run `codeseer index` "
-                "to update it (every vector is reused)"
-            )
+            raise before_file_kinds(searcher.store.directory)
         columns = ["path", "language", "file_kind", "chunks"] + (["repo"] if "repo" in names else [])
         table = files.search().select(columns).limit(None).to_arrow()
         self.paths: list[str] = table["path"].to_pylist()
@@ -162,7 +159,6 @@ class _FileTable:
         self.languages: list[str] = table["language"].to_pylist()
         self.kinds: list[str] = table["file_kind"].to_pylist()
         self.chunks = np.asarray(table["chunks"].to_pylist(), dtype=np.float64)
-        self.row = {(repo, path): i for i, (repo, path) in enumerate(zip(self.repos, self.paths))}
         self._path_words: list[frozenset[str]] | None = None
 
     @property
@@ -325,17 +321,13 @@ class FileRanker:
 
     def _file_hits(self, dense: list[dict], lexical: list[dict], text: str, position: dict) -> dict:
         """Chunk rows per candidate file, best first by the hybrid (convex) fusion of both lists."""
-        from codeseer.search.fusion import fuse
+        from codeseer.search.fusion import fused_rows
 
-        by_id = {row["chunk_id"]: row for row in lexical}
-        by_id.update({row["chunk_id"]: row for row in dense})
-        fused = fuse({r["chunk_id"]: r["score"] for r in dense}, {r["chunk_id"]: r["score"] for r in lexical}, text)
         hits: dict[tuple, list[dict]] = {}
-        for cid, score in sorted(fused.items(), key=lambda item: (-item[1], item[0])):
-            row = by_id[cid]
+        for row in sorted(fused_rows(dense, lexical, text), key=lambda r: (-r["score"], r["chunk_id"])):
             key = self._key(row)
             if key in position:
-                hits.setdefault(key, []).append(dict(row, score=float(score)))
+                hits.setdefault(key, []).append(row)
         return hits
 
     # -- ranking -------------------------------------------------------------------------------------

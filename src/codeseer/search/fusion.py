@@ -94,3 +94,12 @@ def fuse(
         rank = lambda run: sorted(run, key=lambda d: (-run[d], str(d)))  # noqa: E731
         return weighted_rrf([rank(dense), rank(lexical)], [1 - w, w])
     raise ValueError(f"unknown fusion method {method!r}; choose one of {FUSION_METHODS}")
+
+
+def fused_rows(dense: Sequence[dict], lexical: Sequence[dict], query: str, *, method: str = "convex") -> list[dict]:
+    """Chunk rows of both runs, each once (the dense copy where both have it), scored by their fusion."""
+    by_id = {row["chunk_id"]: row for row in lexical}
+    by_id.update({row["chunk_id"]: row for row in dense})
+    fused = fuse({r["chunk_id"]: r["score"] for r in dense}, {r["chunk_id"]: r["score"] for r in lexical}, query,
+                 method=method)
+    return [dict(by_id[cid], score=float(score)) for cid, score in fused.items()]

@@ -24,9 +24,9 @@ from codeseer.errors import CodeseerError
 from codeseer.index.ann import ann_search
 from codeseer.index.ann import for_search as ann_for_search
 from codeseer.index.quantize import RESCORE_FACTOR, Codec
-from codeseer.index.store import IndexStore, column_values, damaged, sql_in
+from codeseer.index.store import IndexStore, before_file_kinds, column_values, damaged, sql_in
 from codeseer.models.embedder import Embedder, resolve_model
-from codeseer.search.fusion import FUSION_METHODS, fuse
+from codeseer.search.fusion import FUSION_METHODS, fused_rows
 from codeseer.search.lexical import FTS_COLUMN, lexical_query
 
 MODES = ("hybrid", "dense", "lexical")
@@ -87,6 +87,20 @@ NON_CODE_KINDS = ("docs", "test")  # what `code_first` shows after the code
 OTHER_HITS = 3  # docs and tests shown after the code hits
 
 
+def check_model(indexed: str, model: str | None) -> None:
+    """``--model`` must name the model the index was built with (other vectors do not compare)."""
+    if model is not None and resolve_model(model).name != indexed:
+        raise CodeseerError(
+            f"index was built with model {indexed}, not {resolve_model(model).name}; "
+            "search with the index's model or re-index with `codeseer index --rebuild --model ...`"
+        )
+
+
+def code_first_pool(k: int) -> int:
+    """Hits to fetch for :func:`code_first` to pick ``k`` from: enough that the code hits fill it."""
+    return min(max(3 * k, 30), MAX_K)
+
+
 def code_first(hits: list["Hit"], k: int, others: int = OTHER_HITS) -> list["Hit"]:
     """``k`` hits: the best code hits first, then the best docs and tests hits (each group by score),
     at most ``others`` and a third of ``k`` of those (more only when there is not enough code).
@@ -126,11 +140,7 @@ class Searcher:
         state = store.read_state()
         if state is None:
             raise CodeseerError(f"no codeseer index at {store.directory}; run `codeseer index` first")
-        if model is not None and resolve_model(model).name != state.model:
-            raise CodeseerError(
-                f"index was built with model {state.model}, not {resolve_model(model).name}; "
-                "search with the index's model or re-index with `codeseer index --rebuild --model ...`"
-            )
+        check_model(state.model, model)
         self.store = store
         self.state = state
         self.root = Path(state.root)
@@ -187,8 +197,7 @@ class Searcher:
         clauses = []
         if file_kinds:
             if "file_kind" not in self.chunks.schema.names:
-                raise CodeseerError(f"the index at {self.store.directory} is from before file kinds; run "
-                                    "`codeseer index` to update it (every vector is reused)")
+                raise before_file_kinds(self.store.directory)
             clauses.append(sql_in("file_kind", list(file_kinds)))
         if repos:
             names = self.check_repos(repos)
@@ -382,26 +391,13 @@ class Searcher:
         else:
             dense = self._dense(query, where, candidates, vector)
             lexical = self._lexical(query, where, candidates)
-            by_id = {row["chunk_id"]: row for row in lexical}
-            by_id.update({row["chunk_id"]: row for row in dense})
-            fused = fuse({r["chunk_id"]: r["score"] for r in dense}, {r["chunk_id"]: r["score"] for r in lexical}, query,
-                         method=fusion)
-            rows = in_tie_order([dict(by_id[cid], score=score) for cid, score in fused.items()])[:k]
-        repo_of = self.repos_of([row["chunk_id"] for row in rows]) if self.multi else {}
+            rows = in_tie_order(fused_rows(dense, lexical, query, method=fusion))[:k]
         return [
             Hit(
                 path=row["path"], start_line=int(row["start_line"]), end_line=int(row["end_line"]),
                 symbol=row["symbol"], language=row["language"], kind=row["kind"],
-                score=round(float(row["score"]), 6), text=row["text"], repo=repo_of.get(row["chunk_id"]),
+                score=round(float(row["score"]), 6), text=row["text"], repo=row.get("repo") if self.multi else None,
                 file_kind=row.get("file_kind"),
             )
             for row in rows
         ]
-
-    def repos_of(self, chunk_ids: list[str]) -> dict[str, str]:
-        """chunk id -> repo, for hits of an index of several repos (one small read, after ranking)."""
-        if not chunk_ids or not self.has_repo:
-            return {}
-        table = self.chunks.search().where(sql_in("chunk_id", list(chunk_ids))).select(
-            ["chunk_id", "repo"]).limit(None).to_arrow()
-        return dict(zip(table["chunk_id"].to_pylist(), table["repo"].to_pylist()))

@@ -25,8 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from codeseer.apps.common import PathOutsideRoot
 from codeseer.apps.service import BadRequest, RequestTooLarge, Service
-from codeseer.limits import MAX_BUDGET, MAX_CODE_CHARS, MAX_FUNCTIONS, MAX_K, MAX_PATH_CHARS, MAX_QUERY_CHARS
-from codeseer.limits import MAX_LIST as MAX_LANGUAGES
+from codeseer.limits import MAX_BUDGET, MAX_CODE_CHARS, MAX_FUNCTIONS, MAX_K, MAX_LIST, MAX_PATH_CHARS, MAX_QUERY_CHARS
 from codeseer.errors import CodeseerError
 from codeseer.serve.auth import TOKEN_ENV, is_loopback, resolve_token
 
@@ -75,10 +74,10 @@ class SearchRequest(_Request):
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description=QUERY_HELP)
     k: int = Field(10, ge=1, le=MAX_K)
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
-    languages: Languages = Field(None, max_length=MAX_LANGUAGES, description="e.g. [\"py\", \"java\"]")
+    languages: Languages = Field(None, max_length=MAX_LIST, description="e.g. [\"py\", \"java\"]")
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description=PATH_HELP)
-    repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
-    kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
+    repos: Repos = Field(None, max_length=MAX_LIST, description=REPOS_HELP)
+    kinds: Kinds = Field(None, max_length=MAX_LIST, description=KINDS_HELP)
 
 
 class SimilarRequest(_Request):
@@ -88,10 +87,10 @@ class SimilarRequest(_Request):
     line: Optional[int] = Field(None, ge=1)
     code: Optional[str] = Field(None, min_length=1, max_length=MAX_CODE_CHARS, description="A snippet instead of a location.")
     k: int = Field(10, ge=1, le=MAX_K)
-    languages: Languages = Field(None, max_length=MAX_LANGUAGES)
+    languages: Languages = Field(None, max_length=MAX_LIST)
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description=PATH_HELP)
-    repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
-    kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
+    repos: Repos = Field(None, max_length=MAX_LIST, description=REPOS_HELP)
+    kinds: Kinds = Field(None, max_length=MAX_LIST, description=KINDS_HELP)
 
 
 class LocateRequest(_Request):
@@ -99,20 +98,20 @@ class LocateRequest(_Request):
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="The issue, bug report or change description.")
     k: int = Field(10, ge=1, le=MAX_K)
     functions: int = Field(3, ge=0, le=MAX_FUNCTIONS, description="Functions listed per file.")
-    languages: Languages = Field(None, max_length=MAX_LANGUAGES)
+    languages: Languages = Field(None, max_length=MAX_LIST)
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description=PATH_HELP)
-    repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
-    include: Kinds = Field(None, max_length=MAX_LANGUAGES, description=INCLUDE_HELP)
+    repos: Repos = Field(None, max_length=MAX_LIST, description=REPOS_HELP)
+    include: Kinds = Field(None, max_length=MAX_LIST, description=INCLUDE_HELP)
 
 
 class ContextRequest(_Request):
     LEGACY: ClassVar[dict[str, str]] = {"task": "query"}
     query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS, description="What is about to be written or changed.")
     budget: int = Field(2000, ge=1, le=MAX_BUDGET, description="Token budget (index model's tokenizer).")
-    languages: Languages = Field(None, max_length=MAX_LANGUAGES)
+    languages: Languages = Field(None, max_length=MAX_LIST)
     path: Optional[str] = Field(None, max_length=MAX_PATH_CHARS, description=PATH_HELP)
-    repos: Repos = Field(None, max_length=MAX_LANGUAGES, description=REPOS_HELP)
-    kinds: Kinds = Field(None, max_length=MAX_LANGUAGES, description=KINDS_HELP)
+    repos: Repos = Field(None, max_length=MAX_LIST, description=REPOS_HELP)
+    kinds: Kinds = Field(None, max_length=MAX_LIST, description=KINDS_HELP)
 
 
 class DocsRequest(_Request):

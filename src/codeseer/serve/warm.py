@@ -213,11 +213,8 @@ def serve(index_dir: Path, idle: float | None = None) -> None:
                         request = json.loads(stream.readline(MAX_MESSAGE))
                 except (OSError, ValueError):
                     continue
-                if not isinstance(request, dict) or request.get("key") != key:
-                    _reply(conn, {"restart": True})  # another build or other settings: make way
-                    break
-                if not is_index_dir(index_dir):
-                    _reply(conn, {"restart": True})
+                if not isinstance(request, dict) or request.get("key") != key or not is_index_dir(index_dir):
+                    _reply(conn, {"restart": True})  # another build or settings, or the index is gone: make way
                     break
                 try:
                     with service._lock:
