@@ -75,7 +75,8 @@ def timed(embedder: Embedder, texts: list[str], batch_size: int, repeat: int) ->
 
 
 def synthetic_static(folder: Path) -> Path:
-    from codeseer.models.testing import build_static
+    sys.path.insert(0, str(REPO / "tests"))  # the tiny-model builders live with the tests
+    from tiny_models import build_static
 
     return build_static(folder, dim=256)
 

@@ -13,7 +13,6 @@ import argparse
 import importlib.util
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from codeseer.index.indexer import embed_text, index_repository  # noqa: E402
-from codeseer.index.chunker import chunk_source  # noqa: E402
+from codeseer.index.chunking import chunk_source  # noqa: E402
 from codeseer.index.store import IndexStore  # noqa: E402
 from codeseer.index.walker import WalkStats, read_source, walk  # noqa: E402
 from codeseer.models.embedder import Embedder  # noqa: E402

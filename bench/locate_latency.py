@@ -35,7 +35,7 @@ TEMPLATES = [
 def _queries(index_dir: Path, n: int, seed: int) -> list[str]:
     import lancedb
 
-    from codeseer.search.lexical import split_identifier
+    from codeseer.text.lexical import split_identifier
 
     table = lancedb.connect(str(index_dir / "lance")).open_table("chunks")
     rows = table.search().where("kind IN ('function', 'method')").select(["path", "symbol"]).limit(None).to_list()

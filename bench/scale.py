@@ -74,7 +74,7 @@ def peak_rss_mb() -> float:
 
 
 def chunk_texts(repo: Path) -> list[str]:
-    from codeseer.index.chunker import chunk_source
+    from codeseer.index.chunking import chunk_source
     from codeseer.index.indexer import embed_text
     from codeseer.index.walker import WalkStats, read_source, walk
 

@@ -95,7 +95,7 @@ def max_vector_difference(a: Path, b: Path) -> float:
 
 def thread_probe(repo: Path, texts: int = 400, backend: str = "auto", model: str | None = None) -> dict:
     """Seconds for ``texts`` chunks in this process: the encoder's default thread pool vs one thread."""
-    from codeseer.index.chunker import chunk_source
+    from codeseer.index.chunking import chunk_source
     from codeseer.index.distributed import _limit_onnx_threads
     from codeseer.index.indexer import embed_text
     from codeseer.index.walker import WalkStats, read_source, walk

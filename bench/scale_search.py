@@ -197,7 +197,7 @@ def build_real_corpus(dest: Path, wanted: int, n_queries: int) -> tuple[dict, li
     """Copy packages' indexable files until ``wanted`` chunks; queries come from the packages after."""
     import sysconfig
 
-    from codeseer.index.chunker import chunk_source
+    from codeseer.index.chunking import chunk_source
     from codeseer.index.walker import WalkStats, read_source, walk
 
     site = Path(sysconfig.get_paths()["purelib"])

@@ -16,7 +16,6 @@ Run it again after retraining the bundled model.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import tempfile

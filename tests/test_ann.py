@@ -53,6 +53,12 @@ class HashingEmbedder:
     def encode_queries(self, texts) -> np.ndarray:
         return self._encode(list(texts))
 
+    def fingerprint(self) -> None:
+        return None  # its vectors stay out of the machine-wide vector cache
+
+    def close(self) -> dict:
+        return {}
+
     def encode_documents(self, texts, *, slab: int = 256, on_slab=None) -> np.ndarray:
         parts = []
         for start in range(0, len(texts), slab):
@@ -137,9 +143,8 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, tiny_model_dir, low_thr
     assert store.verify(state) is None
     searcher = Searcher(store, embedder=EMBEDDER)
     assert searcher.ann == "IVF_PQ"
-    from codeseer.apps.common import index_status
 
-    assert index_status(searcher)["ann"] == "IVF_PQ"
+    assert searcher.status()["ann"] == "IVF_PQ"
     assert recall_at_10(searcher, store) >= 0.9
     searcher.use_ann = False  # the index bypassed: exact, as NumPy has it
     assert recall_at_10(searcher, store) >= 0.99
@@ -154,6 +159,35 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, tiny_model_dir, low_thr
     filtered = searcher.search(query, k=20, mode="dense", path_glob="sql/*")
     assert len(filtered) == 20 and all(h.path.startswith("sql/") for h in filtered)
     assert searcher.search(query, k=5, mode="hybrid")
+
+
+def test_similar_goes_through_the_ann_index_and_finds_what_exact_search_finds(tmp_path, tiny_model_dir,
+                                                                            low_threshold, monkeypatch):
+    """similar/docs share the searcher's one dense path: the ANN index (nprobes, refine), not a side scan."""
+    import codeseer.search.searcher as searcher_module
+    from codeseer.apps.similar import similar
+
+    repo = write_files(tmp_path / "repo", source_files(200))
+    index(repo, tmp_path / "idx", tiny_model_dir)
+    searcher = Searcher(IndexStore(tmp_path / "idx"), embedder=EMBEDDER)
+    assert searcher.ann == "IVF_PQ"
+    calls = []
+    real = searcher_module.ann_search
+    monkeypatch.setattr(searcher_module, "ann_search", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    keys, _ = committed_vectors(searcher.store)
+    probes = [keys[i] for i in range(0, len(keys), len(keys) // 12)][:12]
+
+    def top10(use_ann: bool) -> list[list[tuple]]:
+        searcher.use_ann = use_ann
+        return [[(h.path, h.start_line) for h in similar(searcher, path=path, line=start, k=10).hits]
+                for path, start, _ in probes]
+
+    approximate, exact = top10(True), top10(False)
+    assert len(calls) == len(probes)  # every similar query went through the ANN index
+    assert all(len(hits) == 10 for hits in approximate)
+    overlap = [len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact)]
+    assert np.mean(overlap) >= 0.95 and min(overlap) >= 0.8, overlap
+    assert [a[0] for a in approximate] == [e[0] for e in exact]  # the nearest one is never lost
 
 
 def test_small_index_stays_exact_unless_asked(tmp_path, tiny_model_dir):

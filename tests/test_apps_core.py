@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from codeseer.apps.common import PathOutsideRoot, chunk_at, parse_location, repo_path
+from codeseer.apps.locations import PathOutsideRoot, parse_location, repo_path
 from codeseer.apps.context import build_pack, context_pack, merge_hits, render_blocks, token_counter
 from codeseer.apps.docs import docs_for, stale_docs
-from codeseer.apps.docstrings import split_doc
+from codeseer.text.docstrings import split_doc
 from codeseer.apps.dupes import UnionFind, find_dupes, render_html, render_markdown, similar_pairs
 from codeseer.apps.locate import locate
 from codeseer.search.files import FEATURES
@@ -48,15 +48,15 @@ def test_parse_location():
 
 
 def test_chunk_at_picks_the_innermost_chunk_and_explains_misses(searcher):
-    chunk = chunk_at(searcher, "shop/Cart.java", 9)
+    chunk = searcher.chunk_at("shop/Cart.java", 9)
     assert (chunk.symbol, chunk.kind) == ("Cart.totalPrice", "method")
     assert chunk.start_line <= 9 <= chunk.end_line
     assert chunk.vector is not None and np.isclose(np.linalg.norm(chunk.vector), 1.0, atol=1e-4)
-    assert chunk_at(searcher, "shop/Cart.java", 5).kind == "class"
+    assert searcher.chunk_at("shop/Cart.java", 5).kind == "class"
     with pytest.raises(CodeseerError, match="outside every indexed chunk"):
-        chunk_at(searcher, "shop/Cart.java", 500)
+        searcher.chunk_at("shop/Cart.java", 500)
     with pytest.raises(CodeseerError, match="not in the index"):
-        chunk_at(searcher, "shop/Nope.java", 1)
+        searcher.chunk_at("shop/Nope.java", 1)
 
 
 def test_repo_path_never_leaves_the_root(tmp_path):
@@ -350,51 +350,37 @@ def test_stale_docs_mechanics(searcher):
 
 
 def test_status_like_fields(searcher):
-    from codeseer.apps.common import index_status
-
-    status = index_status(searcher)
+    status = searcher.status()
     assert status["files"] == 7 and status["chunks"] > 10
     assert status["languages"]["python"] == 4 and status["languages"]["java"] == 1
     assert Path(status["root"]).is_dir()
 
 
 def test_task_embedder_reuses_a_model_without_instructions(searcher):
-    from codeseer.apps.common import stored_vectors_serve_as_queries, task_embedder
-
-    assert task_embedder(searcher, "code2code") is searcher.embedder
-    assert stored_vectors_serve_as_queries(searcher, "code2code")
+    assert searcher.embedder_for("code2code") is searcher.embedder
+    assert searcher.stored_vectors_are_queries("code2code")
 
 
 def test_task_embedder_loads_task_prefixes_for_an_instruction_model(searcher, monkeypatch):
-    """For a recipe with per-task prompts, code2code gets its own task-specific embedder."""
-    from codeseer.apps import common
+    """For a recipe with per-task prompts, code2code gets its own task-specific embedder, made once."""
+    import codeseer.search.searcher as searcher_module
+    from codeseer.search.searcher import Searcher
 
-    monkeypatch.setattr(common, "task_prefixes", lambda state, task: (f"{task}:query: ", f"{task}:document: "))
-    base = searcher.embedder
-    monkeypatch.setattr(base, "recipe", SimpleNamespace(hub_id="fake/instructed"), raising=False)
+    monkeypatch.setattr(searcher_module, "task_prefixes",
+                        lambda model, recipe, task: (f"{task}:query: ", f"{task}:document: "))
     created = []
 
-    def make(task):
+    def make(model, *, recipe, task, dim):
         created.append(task)
-        return SimpleNamespace(task=task)
+        return SimpleNamespace(task=task, dim=dim)
 
-    if hasattr(searcher, "embedder_for"):  # the Searcher keeps one embedder per task
-        original = searcher.embedder_for
-        cache = {}
-        monkeypatch.setattr(searcher, "embedder_for",
-                            lambda task: original(task) if task == base.task else cache.setdefault(task, make(task)))
-    else:
-        import codeseer.models.embedder as embedder_module
-
-        monkeypatch.setattr(embedder_module, "Embedder", lambda model, *, task: make(task))
-    searcher.__dict__.pop("_codeseer_task_embedders", None)
-    try:
-        got = common.task_embedder(searcher, "code2code")
-        assert got.task == "code2code" and created == ["code2code"]
-        assert common.task_embedder(searcher, "code2code") is got  # cached
-        assert not common.stored_vectors_serve_as_queries(searcher, "code2code")
-    finally:
-        searcher.__dict__.pop("_codeseer_task_embedders", None)
+    monkeypatch.setattr(searcher_module, "load_embedder", make)
+    fresh = Searcher(searcher.store)
+    got = fresh.embedder_for("code2code")
+    assert got.task == "code2code" and created == ["code2code"]
+    assert fresh.embedder_for("code2code") is got  # cached
+    assert fresh.embedder_for("nl2code").task == "nl2code" and created == ["code2code", "nl2code"]
+    assert not fresh.stored_vectors_are_queries("code2code")
 
 
 @pytest.mark.parametrize("precision", ["float16", "int8", "binary"])

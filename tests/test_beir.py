@@ -301,10 +301,8 @@ def test_load_named_without_datasets(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
     with pytest.raises(ImportError, match="pip install datasets"):
         load_named("coir:cosqa")
-    from codeseer.eval import beir
-
     with pytest.raises(ImportError, match="pip install datasets"):
-        beir.load_named("mteb:HumanEvalRetrieval")
+        load_named("mteb:HumanEvalRetrieval")
 
 
 # ------------------------------------------------------------ shared datasets

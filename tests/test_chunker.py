@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 try:
-    import codeseer.index.chunker  # noqa: F401
+    import codeseer.index.chunking  # noqa: F401
 except ImportError:  # running from a checkout without an editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from codeseer.index.chunker import Chunk, chunk_source
+from codeseer.index.chunking import Chunk, chunk_source
 from codeseer.index.languages import (
     STRUCTURAL_LANGUAGES,
     detect_language,

@@ -131,6 +131,7 @@ def _assert_clean_error(result, fragment: str) -> None:
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_without_traceback(tmp_path, indexed_repo, tiny_model_dir):
     _assert_clean_error(run_cli("index", str(tmp_path / "missing")), "path does not exist")
     (tmp_path / "file.py").write_text("x = 1\n")

@@ -86,6 +86,7 @@ def test_truncate_dim_renormalises_the_prefix():
 # ------------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_eval_lexical_dense_hybrid_json(tmp_path, tiny_model_dir):
     data = write_beir(tmp_path / "tiny-beir")
     out = tmp_path / "results" / "run.json"
@@ -141,6 +142,7 @@ def test_eval_lexical_dense_hybrid_json(tmp_path, tiny_model_dir):
     assert "64" in one_error_line(result)
 
 
+@pytest.mark.slow
 def test_baseline_table_tests_every_run_against_the_baseline(tmp_path, tiny_model_dir):
     data = write_beir(tmp_path / "tiny-beir")
     saved = tmp_path / "runs.json"

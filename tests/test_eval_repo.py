@@ -182,6 +182,7 @@ def test_whole_file_bm25_by_hand():
 # ------------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_eval_repo_cli_lexical_then_all_modes(tmp_path, tiny_model_dir):
     repo = write_files(tmp_path / "repo", REPO)
     queries = write_queries(tmp_path / "changes.jsonl", QUERIES)

@@ -9,7 +9,6 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from codeseer.apps.locate import locate
@@ -323,6 +322,7 @@ def test_a_touched_file_keeps_its_file_level_row(tmp_path, tiny_model_dir):
     assert locate(Searcher(IndexStore(repo / ".codeseer")), "`lookup_default`").files[0].path == "config/defaults.py"
 
 
+@pytest.mark.slow
 def test_locate_cli_and_its_errors(py_index):
     result = run_cli("locate", "printer: fix duplicative replacement in multiline mode", "--json", "-k", "2",
                      cwd=py_index)

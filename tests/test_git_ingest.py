@@ -215,6 +215,7 @@ def test_bad_revision_and_non_repository_fail_in_one_line(tmp_path, tiny_model_d
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+@pytest.mark.slow
 def test_cli_json_reports_the_revision_and_the_diff(tmp_path, tiny_model_dir):
     repo, a, b = make_history(tmp_path / "proj")
     index_dir = tmp_path / "idx"

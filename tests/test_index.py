@@ -154,6 +154,7 @@ def _crash_repo(root: Path, version: int) -> Path:
     return write_files(root, files)
 
 
+@pytest.mark.slow
 def test_killed_indexer_leaves_previous_index_searchable_and_rerun_completes(tmp_path, tiny_model_dir):
     repo = _crash_repo(tmp_path / "repo", version=1)
     model = str(tiny_model_dir)

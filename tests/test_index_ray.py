@@ -30,6 +30,8 @@ from codeseer.index.store import IndexStore  # noqa: E402
 
 from conftest import run_cli  # noqa: E402
 
+pytestmark = pytest.mark.slow  # clusters: Ray nodes started in the test
+
 RAY = Path(sys.executable).with_name("ray")
 MARKER_ENV = "CODESEER_TEST_RAY_CLUSTER"
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from codeseer.models import testing
+import tiny_models as testing
 from conftest import run_cli
 
 

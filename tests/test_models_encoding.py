@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from codeseer.errors import CodeseerError
-from codeseer.models import testing
+import tiny_models as testing
 from codeseer.models.embedder import CodeseerWarning, Embedder
 from codeseer.models.registry import QWEN2_DECODER, ModelRecipe, Prompt
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from codeseer.errors import CodeseerError
-from codeseer.models import testing
+import tiny_models as testing
 from codeseer.models.embedder import Embedder, resolve_model
+from codeseer.models.factory import load_embedder
 from codeseer.models.ensemble import EnsembleEmbedder, split_members
 from tests.conftest import run_cli, write_files
 
@@ -33,7 +34,7 @@ def members(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pair(members):
     bert, static = members
-    return Embedder(f"{bert}+{static}"), Embedder(str(bert)), Embedder(str(static))
+    return load_embedder(f"{bert}+{static}"), Embedder(str(bert)), Embedder(str(static))
 
 
 def test_scores_are_the_mean_of_member_cosines(pair):
@@ -65,10 +66,10 @@ def test_name_fingerprint_and_description(members, pair):
     bert, static = members
     ensemble = pair[0]
     assert ensemble.name == f"{bert.resolve()}+{static.resolve()}" == resolve_model(f"{bert}+{static}").name
-    swapped = Embedder(f"{static}+{bert}")
+    swapped = load_embedder(f"{static}+{bert}")
     assert swapped.fingerprint() != ensemble.fingerprint()  # another layout: cached vectors must not be shared
     assert ensemble.fingerprint() not in (pair[1].fingerprint(), pair[2].fingerprint())
-    assert ensemble.fingerprint() == Embedder(f"{bert}+{static}").fingerprint()
+    assert ensemble.fingerprint() == load_embedder(f"{bert}+{static}").fingerprint()
     info = ensemble.describe()
     assert info["family"] == "ensemble" and info["dim"] == 40
     assert [m["dim"] for m in info["members"]] == [32, 8]
@@ -80,23 +81,24 @@ def test_a_folder_with_a_plus_in_its_name_is_one_model(members, tmp_path):
     folder = tmp_path / "c++model"
     shutil.copytree(members[0], folder)
     assert split_members(str(folder)) is None
-    assert type(Embedder(str(folder))) is Embedder
+    assert type(load_embedder(str(folder))) is Embedder
 
 
 def test_bad_ensembles_are_one_clear_error(members):
     bert, static = members
     with pytest.raises(CodeseerError, match="empty model name"):
-        Embedder(f"{bert}+")
+        load_embedder(f"{bert}+")
     with pytest.raises(CodeseerError, match="twice"):
-        Embedder(f"{bert}+{bert}")
+        load_embedder(f"{bert}+{bert}")
     with pytest.raises(CodeseerError, match="--dim does not apply"):
-        Embedder(f"{bert}+{static}", dim=16)
+        load_embedder(f"{bert}+{static}", dim=16)
     with pytest.raises(CodeseerError, match="--recipe applies to one model"):
-        Embedder(f"{bert}+{static}", recipe="nomic-ai/CodeRankEmbed")
+        load_embedder(f"{bert}+{static}", recipe="nomic-ai/CodeRankEmbed")
     with pytest.raises(CodeseerError, match="model not found"):
-        Embedder(f"{bert}+no-such-model")
+        load_embedder(f"{bert}+no-such-model")
 
 
+@pytest.mark.slow
 def test_index_and_search_with_an_ensemble_of_the_offline_models(tmp_path):
     repo = write_files(tmp_path / "repo", {
         "net.py": '''
@@ -140,16 +142,16 @@ def test_task_prefixes_of_an_ensemble_are_per_member():
     """`similar` (code2code) needs its own embedder only when some member's recipe changes with the task."""
     from types import SimpleNamespace
 
-    from codeseer.apps.common import task_prefixes
+    from codeseer.models.registry import task_prefixes
     from codeseer.models.registry import get_recipe
 
     plain = SimpleNamespace(model="codeseer-code-mini+/somewhere/all-mpnet-base-v2", recipe=None)
-    assert task_prefixes(plain, "code2code") is None
+    assert task_prefixes(plain.model, plain.recipe, "code2code") is None
     jina = get_recipe("jinaai/jina-code-embeddings-0.5b")
     mixed = SimpleNamespace(model="jinaai/jina-code-embeddings-0.5b+codeseer-code-mini", recipe=None)
-    assert task_prefixes(mixed, "code2code") == (
+    assert task_prefixes(mixed.model, mixed.recipe, "code2code") == (
         (jina.prefix("code2code", "query"), ""), (jina.prefix("code2code", "document"), ""))
-    assert task_prefixes(mixed, "code2code") != task_prefixes(mixed, "nl2code")
+    assert task_prefixes(mixed.model, mixed.recipe, "code2code") != task_prefixes(mixed.model, mixed.recipe, "nl2code")
 
 
 def test_eval_tables_label_every_member():

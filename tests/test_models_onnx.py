@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from codeseer.models import testing  # noqa: E402
+import tiny_models as testing  # noqa: E402
 from codeseer.models.embedder import Embedder  # noqa: E402
 
 TEXTS = [

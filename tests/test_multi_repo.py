@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codeseer.apps.common import PathOutsideRoot, locate_path
+from codeseer.apps.locations import PathOutsideRoot, locate_path
 from codeseer.apps.service import Service
 from codeseer.errors import CodeseerError
 from codeseer.index.indexer import index_repository
@@ -152,6 +152,7 @@ def test_repo_names_must_be_unique_and_keep_to_their_folder(tmp_path, tiny_model
     assert report.roots == {"other": str(two.resolve())}
 
 
+@pytest.mark.slow
 def test_cli_repo_names_filter_display_and_errors(tmp_path, tiny_model_dir):
     alpha = write_files(tmp_path / "alpha", ALPHA)
     beta = write_files(tmp_path / "beta", BETA)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from codeseer.apps.context import build_pack, render_blocks
-from codeseer.errors import CodeseerError
 from codeseer.index.indexer import index_repository
 from codeseer.index.store import IndexStore
 from codeseer.search.searcher import Hit, Searcher
@@ -89,6 +87,7 @@ def test_equal_scores_come_back_in_path_order_whatever_the_write_history(tmp_pat
     assert [h.path for h in s_a] == [h.path for h in s_b] == sorted(names)[:5]
 
 
+@pytest.mark.slow
 def test_counts_read_right_in_one_and_many(tmp_path, tiny_model_dir):
     from codeseer.render import counted
 
@@ -115,6 +114,7 @@ def test_help_labels_values_by_name_and_keeps_sentences_whole(command):
 LONG_NAME = "compute_the_weighted_moving_average_of_a_very_long_series_of_measurements_with_missing_values_filled"
 
 
+@pytest.mark.slow
 def test_piped_output_keeps_each_result_on_one_line(tmp_path, tiny_model_dir):
     body = "    return [sum(window) / len(window) for window in zip(values, values[1:], values[2:])]  # " + "x" * 200
     repo = write_files(tmp_path / "repo", {
@@ -173,6 +173,7 @@ def _many_functions(root: Path, files: int, per_file: int) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_without_a_terminal_index_prints_progress_lines_and_ctrl_c_says_what_was_kept(tmp_path):
     import signal
     import subprocess

@@ -16,7 +16,7 @@ import pytest
 
 from codeseer.index import chunk_pool
 from codeseer.index.chunk_pool import chunk_files, chunk_workers
-from codeseer.index.chunker import chunk_source
+from codeseer.index.chunking import chunk_source
 from codeseer.index.indexer import index_repository
 from codeseer.index.store import IndexStore
 from codeseer.models.embedder import Embedder

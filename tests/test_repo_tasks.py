@@ -111,6 +111,7 @@ def test_repo_tasks_errors(tmp_path, history):
     assert result.returncode != 0
 
 
+@pytest.mark.slow
 def test_eval_repo_on_a_benchmark_of_repositories(history, tmp_path, tiny_model_dir):
     """Two task folders in one benchmark: per repository, pooled, leave-one-repo-out, saved weights."""
     repo, _ = history

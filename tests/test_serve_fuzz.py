@@ -24,6 +24,8 @@ from codeseer.serve.http import create_app  # noqa: E402
 
 from test_apps_helpers import build_index, make_repo, running  # noqa: E402
 
+pytestmark = pytest.mark.slow  # fuzzing the HTTP API
+
 TOKEN = "fuzz-s3cret"
 EXAMPLES_PER_OPERATION = int(os.environ.get("CODESEER_FUZZ_EXAMPLES", "300"))  # fuzzing phase; more locally
 REQUEST_TIMEOUT_S = 30  # a request that hangs fails the run instead of stalling it

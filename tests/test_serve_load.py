@@ -26,6 +26,8 @@ pytest.importorskip("uvicorn")
 from conftest import REPO_ROOT, write_files  # noqa: E402
 from test_apps_helpers import REPO, build_index, running  # noqa: E402
 
+pytestmark = pytest.mark.slow  # load: fifty clients against one server
+
 LOAD_SECONDS = float(os.environ.get("CODESEER_LOAD_SECONDS", "30"))
 CLIENTS = 50
 # Generous: the CI machine has 2 cores shared with other jobs, and operations run one at a time

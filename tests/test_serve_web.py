@@ -27,6 +27,8 @@ from codeseer.serve.http import create_app  # noqa: E402
 
 from test_apps_helpers import build_index, make_repo, running  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a browser
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage", "--window-size=1280,1000")

@@ -137,6 +137,12 @@ def test_texts_reach_the_model_longest_first(tmp_path, tiny_model_dir):
         dim = real.dim
         name = real.name
 
+        def fingerprint(self):
+            return None  # no machine-wide vector cache: every new text reaches the model
+
+        def close(self) -> dict:
+            return {}
+
         def encode_documents(self, texts, **kwargs):
             seen.extend(texts)
             return real.encode_documents(texts, **kwargs)

@@ -104,8 +104,8 @@ def tiny_embedder(tiny_model_dir):
 @pytest.fixture
 def cached_model(monkeypatch, tiny_embedder):
     """The CLI's model loads give the already loaded tiny model (each load would take seconds)."""
-    monkeypatch.setattr(indexer, "Embedder", lambda *a, **k: tiny_embedder)
-    monkeypatch.setattr("codeseer.search.searcher.Embedder", lambda *a, **k: tiny_embedder)
+    monkeypatch.setattr(indexer, "load_embedder", lambda *a, **k: tiny_embedder)
+    monkeypatch.setattr("codeseer.search.searcher.load_embedder", lambda *a, **k: tiny_embedder)
     return tiny_embedder
 
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import codeseer.index.walker as walker
 from codeseer.errors import CodeseerError
-from codeseer.index.chunker import chunk_source
+from codeseer.index.chunking import chunk_source
 from codeseer.index.indexer import index_repository
 from codeseer.index.store import IndexStore
 from codeseer.index.walker import MAX_FILE_BYTES, WalkStats, read_source, walk
@@ -339,6 +339,12 @@ class FakeEmbedder:
             out[i] = v / np.linalg.norm(v)
         return out
 
+    def fingerprint(self):
+        return None  # its vectors stay out of the machine-wide vector cache
+
+    def close(self) -> dict:
+        return {}
+
     def encode_documents(self, texts, *, slab=256, on_slab=None):
         parts = []
         for start in range(0, len(texts), slab):
@@ -501,6 +507,7 @@ def test_query_size_and_k_limits(searchable):
     print(f"\n[input] a {len(long_ok)}-character query took {long_seconds:.2f}s (hybrid)")
 
 
+@pytest.mark.slow
 def test_cli_search_path_traversal(searchable):
     root, _, indexed = searchable
     env = cli_env(COLUMNS="1000")
@@ -571,6 +578,7 @@ def test_model_folder_code_is_not_executed_by_default(variant, tmp_path, tiny_mo
     print(f"\n[input] model folder with custom code ({variant}): {outcome}")
 
 
+@pytest.mark.slow
 def test_index_cli_does_not_run_model_folder_code_and_trust_remote_code_would(tmp_path, tiny_model_dir):
     folder, marker = _evil_folder(tmp_path, tiny_model_dir, "unknown_type")
     repo = write_files(tmp_path / "repo", {"a.py": "def a():\n    return 1\n"})

@@ -22,13 +22,15 @@ from pathlib import Path
 import pytest
 
 import codeseer.index.walker as walker
-from codeseer.index.chunker import chunk_source
+from codeseer.index.chunking import chunk_source
 from codeseer.index.store import IndexStore
 from codeseer.index.walker import MAX_FILE_BYTES, WalkStats, read_source, walk
 from codeseer.search.searcher import Searcher
 
 from test_torture_crash import cli_env, committed_state, expected_state
 from test_torture_input import FakeEmbedder, check_chunks
+
+pytestmark = pytest.mark.slow  # load: 10k-100k files, 50 MB files
 
 MIB = 1 << 20
 
@@ -47,6 +49,10 @@ CHILD = textwrap.dedent('''
                 v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
                 out[i] = v / np.linalg.norm(v)
             return out
+        def fingerprint(self):
+            return None  # its vectors stay out of the machine-wide vector cache
+        def close(self):
+            return {}
         def encode_documents(self, texts, *, slab=256, on_slab=None):
             parts = []
             for s in range(0, len(texts), slab):

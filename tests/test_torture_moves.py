@@ -5,7 +5,6 @@ stored relative heal the same way."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

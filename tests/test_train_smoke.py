@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from codeseer.errors import CodeseerError
+from codeseer.train.config import TrainConfig
 from codeseer.train.negatives import BM25, mine_hard_negatives, normalise
 from codeseer.train.trainer import load_pairs, prepare_rows, train
 
@@ -66,7 +67,7 @@ def tiny_beir(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> Path:
-    from codeseer.models.testing import build_bert
+    from tiny_models import build_bert
 
     return build_bert(tmp_path_factory.mktemp("tiny-bert-st"), st_pooling="mean")
 
@@ -86,8 +87,9 @@ COMMON = dict(batch_size=8, lr=1e-3, warmup_ratio=0.0, max_seq_length=48, log_ev
 def test_train_resume_reload(tiny_bert, pairs_file, tmp_path):
     dev = tiny_beir(tmp_path / "dev")
     out = tmp_path / "model"
-    report = train(str(tiny_bert), pairs_file, out, max_steps=30, eval_every=10, save_every=10, dev_dataset=dev,
-                   matryoshka_dims=[32, 16], freeze_layers=1, **COMMON)
+    report = train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=out, max_steps=30, eval_every=10,
+                               save_every=10, dev_dataset=dev, matryoshka_dims=[32, 16], freeze_layers=1,
+                               **COMMON))
     assert report["global_step"] == 30
     assert report["counts"]["pairs"] == 64 and report["counts"]["train_rows"] == 64
     assert report["parameters"]["frozen_parameters"] > 0
@@ -131,9 +133,9 @@ def test_train_resume_reload(tiny_bert, pairs_file, tmp_path):
 
     # a fresh run into the same folder is refused; --resume continues the step count
     with pytest.raises(CodeseerError, match="--resume"):
-        train(str(tiny_bert), pairs_file, out, max_steps=30, eval_every=0, **COMMON)
-    again = train(str(tiny_bert), pairs_file, out, max_steps=36, eval_every=0, save_every=6, resume=True,
-                  dev_dataset=False, matryoshka_dims=[32, 16], freeze_layers=1, **COMMON)
+        train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=out, max_steps=30, eval_every=0, **COMMON))
+    again = train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=out, max_steps=36, eval_every=0,
+                              save_every=6, resume=True, matryoshka_dims=[32, 16], freeze_layers=1, **COMMON))
     assert again["resumed_from"].endswith("checkpoint-30")
     assert again["global_step"] == 36
     steps = [r["step"] for r in _log(out) if r["kind"] == "train"]
@@ -158,8 +160,8 @@ def test_dev_subset_does_not_follow_the_run_seed(tiny_bert, pairs_file, tmp_path
 
     monkeypatch.setattr(trainer, "build_dev_evaluator", spy)
     for seed in (1, 2):
-        train(str(tiny_bert), pairs_file, tmp_path / f"seed{seed}", max_steps=1, eval_every=1, dev_dataset=dev,
-              dev_max_docs=10, seed=seed, **COMMON)
+        train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=tmp_path / f"seed{seed}", max_steps=1,
+                          eval_every=1, dev_dataset=dev, dev_max_docs=10, seed=seed, **COMMON))
     assert used == [sampled[0], sampled[0]]  # ... but train() always draws it with the fixed one
 
 
@@ -172,8 +174,8 @@ def test_kinds_max_pairs_and_merge_with_base(tiny_bert, tmp_path):
     runs = {}
     for merge in (1.0, 0.5):
         out = tmp_path / f"merge{merge}"
-        runs[merge] = train(str(tiny_bert), path, out, max_steps=8, eval_every=0, dev_dataset=False, kinds=["search"],
-                            max_pairs=20, merge_base=merge, **COMMON)
+        runs[merge] = train(TrainConfig(base=str(tiny_bert), pairs=path, out=out, max_steps=8, eval_every=0,
+                                        kinds=["search"], max_pairs=20, merge_base=merge, **COMMON))
         saved = [json.loads(line) for line in (out / "train_pairs.jsonl").read_text().splitlines()]
         assert len(saved) == 20 and {p["kind"] for p in saved} == {"search"}
         assert runs[merge]["config"]["merge_base"] == merge and runs[merge]["config"]["kinds"] == ["search"]
@@ -185,9 +187,9 @@ def test_kinds_max_pairs_and_merge_with_base(tiny_bert, tmp_path):
     # ... and the merged model sits halfway (float16 storage rounds it)
     assert torch.allclose(weights[0.5][name].float(), (weights[1.0][name].float() + base[name].float()) / 2, atol=2e-3)
     with pytest.raises(CodeseerError, match="no pairs of kind"):
-        train(str(tiny_bert), path, tmp_path / "none", kinds=["code2nl"], dev_dataset=False, **COMMON)
+        train(TrainConfig(base=str(tiny_bert), pairs=path, out=tmp_path / "none", kinds=["code2nl"], **COMMON))
     with pytest.raises(CodeseerError, match="merge-base"):
-        train(str(tiny_bert), path, tmp_path / "bad", merge_base=0.0, dev_dataset=False, **COMMON)
+        train(TrainConfig(base=str(tiny_bert), pairs=path, out=tmp_path / "bad", merge_base=0.0, **COMMON))
 
 
 def test_gist_loss_trains_and_its_guide_stays_frozen(tiny_bert, pairs_file, tmp_path):
@@ -199,16 +201,16 @@ def test_gist_loss_trains_and_its_guide_stays_frozen(tiny_bert, pairs_file, tmp_
     loss = build_loss(model, "gist")
     assert loss.guide is not model and not any(p.requires_grad for p in loss.guide.parameters())
     assert abs(loss.temperature - 0.05) < 1e-9
-    report = train(str(tiny_bert), pairs_file, tmp_path / "gist", loss="gist", max_steps=12, eval_every=0,
-                   dev_dataset=False, **COMMON)
+    report = train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=tmp_path / "gist", loss="gist",
+                               max_steps=12, eval_every=0, **COMMON))
     assert report["config"]["loss"] == "gist" and report["last_loss"] < report["first_loss"]
 
 
 def test_oasis_with_bm25_negatives_and_prefixes(tiny_bert, pairs_file, tmp_path):
     out = tmp_path / "oasis"
     recipe = "jinaai/jina-code-embeddings-0.5b"  # a recipe whose prefixes depend on the task
-    report = train(str(tiny_bert), pairs_file, out, recipe=recipe, loss="oasis", hard_negatives=2, max_steps=6,
-                   eval_every=0, dev_dataset=False, mini_batch_size=4, **COMMON)
+    report = train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=out, recipe=recipe, loss="oasis",
+                               hard_negatives=2, max_steps=6, eval_every=0, mini_batch_size=4, **COMMON))
     assert report["global_step"] == 6 and np.isfinite(report["last_loss"])
     assert report["query_prefixes"]["nl2code"].startswith("Find the most relevant code snippet")
     assert report["document_prefixes"]["nl2code"] == "Candidate code snippet:\n"
@@ -220,15 +222,15 @@ def test_oasis_with_bm25_negatives_and_prefixes(tiny_bert, pairs_file, tmp_path)
 
 
 def test_distill_from_a_teacher_ensemble_trains_and_resumes_without_encoding_again(tiny_bert, pairs_file, tmp_path):
-    from codeseer.models.testing import build_bert
+    from tiny_models import build_bert
     from codeseer.train.teachers import TEACHER_FILE, load_or_encode
 
     other = build_bert(tmp_path / "other-teacher", seed=3, st_pooling="cls")
     out = tmp_path / "distill"
     said: list[str] = []
-    report = train(str(tiny_bert), pairs_file, out, loss="distill", teachers=["base", str(other)], hard_negatives=1,
-                   max_steps=12, save_every=6, eval_every=0, dev_dataset=False, mini_batch_size=4,
-                   echo=said.append, **COMMON)
+    report = train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=out, loss="distill",
+                               teachers=["base", str(other)], hard_negatives=1, max_steps=12, save_every=6,
+                               eval_every=0, mini_batch_size=4, **COMMON), echo=said.append)
     assert report["config"]["teachers"] == ["base", str(other)] and report["last_loss"] < report["first_loss"]
     assert report["negatives"]["teacher"]["dim"] == 64  # two 32-d teachers side by side
     assert sum("encoding" in line for line in said) == 2
@@ -237,9 +239,9 @@ def test_distill_from_a_teacher_ensemble_trains_and_resumes_without_encoding_aga
         # each teacher's half is a unit vector scaled by sqrt(1/2), so rows have norm 1
         np.testing.assert_allclose(np.linalg.norm(saved["col1"], axis=1), 1.0, atol=1e-5)
     said.clear()
-    again = train(str(tiny_bert), pairs_file, out, loss="distill", teachers=["base", str(other)], hard_negatives=1,
-                  max_steps=18, eval_every=0, dev_dataset=False, mini_batch_size=4, resume=True, echo=said.append,
-                  **COMMON)
+    again = train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=out, loss="distill",
+                              teachers=["base", str(other)], hard_negatives=1, max_steps=18, eval_every=0,
+                              mini_batch_size=4, resume=True, **COMMON), echo=said.append)
     assert again["global_step"] == 18 and again["negatives"]["teacher"]["reused"].endswith(TEACHER_FILE)
     assert not any("encoding" in line for line in said)
     rows = load_pairs(out / "train_pairs.jsonl")  # same count and teachers, one query changed: not reused
@@ -249,11 +251,11 @@ def test_distill_from_a_teacher_ensemble_trains_and_resumes_without_encoding_aga
                              echo=said.append)
     assert "reused" not in note and sum("encoding" in line for line in said) == 2
     with pytest.raises(CodeseerError, match="--teacher"):
-        train(str(tiny_bert), pairs_file, tmp_path / "no-teacher", loss="distill", max_steps=1, eval_every=0,
-              dev_dataset=False, **COMMON)
+        train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=tmp_path / "no-teacher", loss="distill",
+                          max_steps=1, eval_every=0, **COMMON))
     with pytest.raises(CodeseerError, match="distill only"):
-        train(str(tiny_bert), pairs_file, tmp_path / "teacher-infonce", teachers=["base"], max_steps=1,
-              eval_every=0, dev_dataset=False, **COMMON)
+        train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=tmp_path / "teacher-infonce",
+                          teachers=["base"], max_steps=1, eval_every=0, **COMMON))
 
 
 def test_prepare_rows_applies_task_prefixes():
@@ -357,3 +359,71 @@ def test_cli_json_and_errors(tiny_bert, pairs_file, tmp_path):
     proc = run_cli("train", "--pairs", str(bad), "--out", str(tmp_path / "y"))
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"error: {bad}:2: invalid JSON (Expecting property name enclosed in double quotes)"]
+
+
+def test_train_config_holds_the_defaults_and_the_checks():
+    import re
+
+    from codeseer.train.config import DEV_ENV
+    from codeseer.train.losses import DEFAULT_GRADE_MARGIN, DEFAULT_ORDER_WEIGHT
+    from codeseer.train.negatives import DEFAULT_MARGIN
+
+    default = TrainConfig()  # config.py cannot import these (torch, lancedb): the values must agree
+    assert (default.margin, default.order_weight, default.grade_margin) == (DEFAULT_MARGIN, DEFAULT_ORDER_WEIGHT,
+                                                                            DEFAULT_GRADE_MARGIN)
+    assert default.dev_dataset is None and DEV_ENV == "CODESEER_DEV_DATASET"  # no dev set unless one is named
+    recorded = default.recorded()  # the report's "config": the knobs, not where or how the run happened
+    assert list(recorded)[0] == "base" and list(recorded)[-1] == "distill_weight"
+    assert not {"out", "device", "progress"} & set(recorded)
+    ok = TrainConfig(pairs=Path("p.jsonl"), out="m", loss=" InfoNCE ", mix_general="g.jsonl").validate()
+    assert (ok.loss, ok.pairs, ok.mix_general, ok.teachers, ok.out) == ("infonce", ["p.jsonl"], ["g.jsonl"], None,
+                                                                        Path("m"))
+    cases = [
+        ({"loss": "triplet"}, "unknown loss 'triplet': choose infonce or gist or oasis or distill"),
+        ({"negatives_from": "web"}, "unknown --negatives-from 'web': choose bm25 or model"),
+        ({"grades": "gut"}, "unknown --grades 'gut': choose edit or teacher"),
+        ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"max_seq_length": 0}, "--max-seq-length must be at least 1"),
+        ({"mini_batch_size": 0}, "--mini-batch-size must be at least 1"),
+        ({"hard_negatives": -1}, "--hard-negatives and --freeze-layers must be >= 0"),
+        ({"max_steps": 0}, "--max-steps must be at least 1"),
+        ({"merge_base": 0.0}, "--merge-base must be in (0, 1]"),
+        ({"mix_fraction": 1.0}, "--mix-fraction must be in [0, 1)"),
+        ({"loss": "distill", "teachers": [" "]}, "--loss distill needs at least one --teacher MODEL (or 'base')"),
+        ({"teachers": ["base"]}, "--teacher is used by --loss distill only"),
+        ({"distill_weight": -1.0}, "--distill-weight must be >= 0"),
+        ({"max_pairs": 0}, "--max-pairs must be at least 1"),
+        ({"out": None}, "no output folder given (--out)"),
+    ]
+    for knobs, message in cases:
+        with pytest.raises(CodeseerError, match=f"^{re.escape(message)}$"):
+            TrainConfig(**{"pairs": ["p.jsonl"], "out": "m", **knobs}).validate()
+
+
+def test_cli_dev_set_comes_from_dev_or_the_environment_only(tiny_bert, pairs_file, tmp_path):
+    """No dev set is found through the checkout layout: --dev, else $CODESEER_DEV_DATASET, else no dev metric."""
+    from typer.testing import CliRunner
+
+    from codeseer.cli import app
+    from codeseer.train.config import DEV_ENV
+
+    dev = tiny_beir(tmp_path / "dev")
+    args = ["train", "--pairs", str(pairs_file), "--base", str(tiny_bert), "--max-steps", "2", "--batch-size", "8",
+            "--max-seq-length", "32", "--eval-every", "2"]
+    runner = CliRunner()
+
+    def run(name: str, *extra: str, env_dev: str | None) -> tuple[dict, str]:
+        out = tmp_path / name
+        result = runner.invoke(app, [*args, "--out", str(out), *extra], env={DEV_ENV: env_dev})
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "training_config.json").read_text()), result.output
+
+    from_env, _ = run("env", "--json", env_dev=str(dev))
+    assert from_env["dev"]["queries"] == 6 and from_env["config"]["dev_dataset"] == str(dev)
+    from_option, _ = run("option", "--dev", str(dev), "--json", env_dev=None)
+    assert from_option["dev"]["queries"] == 6 and from_option["config"]["dev_dataset"] == str(dev)
+    skipped, _ = run("skipped", "--dev", "none", "--json", env_dev=str(dev))
+    assert skipped["dev"] is None and skipped["config"]["dev_dataset"] is None
+    neither, printed = run("neither", env_dev=None)  # the printed report says there is no dev metric, and why
+    assert neither["dev"] is None and neither["config"]["dev_dataset"] is None
+    assert "no dev metric: no dev set given (--dev or $CODESEER_DEV_DATASET)" in printed

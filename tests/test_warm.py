@@ -98,6 +98,7 @@ COMMANDS = [
 ]
 
 
+@pytest.mark.slow
 def test_the_warm_process_answers_byte_for_byte_as_the_cli_process(indexed, warm_env):
     index_dir = indexed / ".codeseer"
     cold = {cmd: _cli(*cmd, cwd=indexed, env={"CODESEER_WARM": "off"}) for cmd in COMMANDS}
@@ -165,6 +166,7 @@ def test_a_commit_is_seen_without_a_restart(indexed, warm_env):
     assert hits and hits[0]["path"] == "util/hashing.py"
 
 
+@pytest.mark.slow
 def test_a_dead_socket_is_replaced(indexed, warm_env):
     index_dir = indexed / ".codeseer"
     path = warm.socket_path(index_dir)
@@ -178,6 +180,7 @@ def test_a_dead_socket_is_replaced(indexed, warm_env):
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_another_build_or_setting_makes_the_process_step_aside(indexed, warm_env, monkeypatch):
     index_dir = indexed / ".codeseer"
     warm.start(index_dir)
@@ -192,6 +195,7 @@ def test_another_build_or_setting_makes_the_process_step_aside(indexed, warm_env
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_an_idle_process_exits_and_removes_its_socket(indexed, warm_env, monkeypatch):
     monkeypatch.setenv("CODESEER_WARM_IDLE", "1")
     index_dir = indexed / ".codeseer"

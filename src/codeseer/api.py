@@ -55,7 +55,7 @@ class Index:
     def open(cls, location: Path | str | None = None) -> "Index":
         """The index of ``location``: an index folder, a repository holding ``.codeseer``, or (None) the
         index of the current folder or its parents, as the CLI finds it."""
-        from codeseer.apps.common import open_store
+        from codeseer.index.store import open_store
 
         return cls(open_store(Path(location).expanduser().resolve() if location is not None else None).directory)
 
@@ -99,7 +99,7 @@ class Index:
                 languages: list[str] | None = None, path: str | None = None, repos: list[str] | None = None,
                 kinds: list[str] | None = None):
         """Code like the chunk at ``location`` (``"src/app.py:42"``) or like ``code``, in any language."""
-        from codeseer.apps.common import resolve_location
+        from codeseer.apps.locations import resolve_location
         from codeseer.apps.similar import similar
         from codeseer.errors import CodeseerError
         from codeseer.index.filekinds import parse_kinds
@@ -127,7 +127,7 @@ class Index:
 
     def docs(self, location: str, *, k: int = 5):
         """Documentation (sections, docstrings) that describes the code at ``location``."""
-        from codeseer.apps.common import resolve_location
+        from codeseer.apps.locations import resolve_location
         from codeseer.apps.docs import docs_for
 
         with self._service._lock:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
+from codeseer.paths import shown_path
+
 __all__ = ["SNIPPET_LINES", "console", "counted", "display_path", "kind_tag", "print_hit"]
 
 SNIPPET_LINES = 8
@@ -29,7 +31,7 @@ def display_path(item) -> str:
     """``REPO/PATH`` when the hit (or dict) carries a repo, else ``PATH``."""
     repo = item.get("repo") if isinstance(item, dict) else getattr(item, "repo", None)
     path = item["path"] if isinstance(item, dict) else item.path
-    return f"{repo}/{path}" if repo else path
+    return shown_path(repo, path)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

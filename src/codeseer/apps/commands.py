@@ -33,7 +33,7 @@ LOCATION_HELP = ("PATH:LINE of the code (the chunk containing that line); in an 
 
 
 def _searcher(index_dir: Path | None):
-    from codeseer.apps.common import open_searcher
+    from codeseer.search.searcher import open_searcher
 
     return open_searcher(index_dir)
 
@@ -275,7 +275,7 @@ def docs_command(
 
       codeseer docs src/app.py:120
     """
-    from codeseer.apps.common import resolve_location
+    from codeseer.apps.locations import resolve_location
     from codeseer.apps.docs import docs_for
 
     searcher = _searcher(index_dir)

@@ -13,10 +13,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
-from codeseer.apps.common import TASK_SEARCH
 from codeseer.errors import CodeseerError
+from codeseer.models.tasks import TASK_SEARCH
+from codeseer.search.records import Record
 
 FORMATS = ("md", "json")
 from codeseer.limits import MAX_BUDGET  # noqa: E402
@@ -24,7 +25,7 @@ from codeseer.limits import MAX_QUERY_CHARS as MAX_TASK_CHARS  # noqa: E402
 
 
 @dataclass
-class ContextBlock:
+class ContextBlock(Record):
     path: str
     language: str
     start_line: int
@@ -37,14 +38,10 @@ class ContextBlock:
 
     @property
     def header(self) -> str:
-        shown = f"{self.repo}/{self.path}" if self.repo else self.path
-        return f"{shown}:{self.start_line}-{self.end_line}"
+        return self.location
 
     def to_dict(self) -> dict:
-        data = asdict(self) | {"header": self.header}
-        if data["repo"] is None:
-            del data["repo"]
-        return data
+        return super().to_dict() | {"header": self.header}
 
 
 @dataclass
@@ -260,7 +257,7 @@ def context_pack(
     if budget > MAX_BUDGET:
         raise CodeseerError(f"budget must be at most {MAX_BUDGET} tokens, got {budget}")
     hits = searcher.search(task_text, k=max(1, candidates), mode="hybrid", languages=languages, path_glob=path_glob,
-                           repos=repos, file_kinds=file_kinds)
+                           repos=repos, file_kinds=file_kinds, task=task)
     if not include_docs:
         hits = [h for h in hits if h.kind != "section"]
     count = token_counter(searcher.embedder.tokenizer)

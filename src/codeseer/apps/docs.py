@@ -4,26 +4,21 @@ describe their function (``stale-docs``)."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from codeseer.apps.common import (
+from codeseer.index.indexer import embed_text
+from codeseer.index.store import read_rows, sql_quote
+from codeseer.models.pooling import l2_normalize
+from codeseer.models.tasks import TASK_DOCS
+from codeseer.search.records import (
     DEFINITION_KINDS,
     DOC_KIND,
-    TASK_DOCS,
     ChunkRef,
-    chunk_at,
-    chunk_columns,
-    embed_text,
-    encode_documents,
-    encode_query,
-    read_rows,
-    stored_vectors_serve_as_queries,
-    vector_search,
-    where_clause,
+    Record,
 )
-from codeseer.apps.docstrings import split_doc
+from codeseer.text.docstrings import split_doc
 from codeseer.errors import CodeseerError
 
 DOCSTRING_POOL = 20
@@ -32,7 +27,7 @@ MIN_FUNCTIONS_FOR_STATS = 5
 
 
 @dataclass
-class DocHit:
+class DocHit(Record):
     path: str
     start_line: int
     end_line: int
@@ -43,12 +38,6 @@ class DocHit:
     text: str
     own: bool = False  # the query code's own docstring (or its class's)
     repo: str | None = None  # set only in an index of several repositories
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        if data["repo"] is None:
-            del data["repo"]
-        return data
 
 
 @dataclass
@@ -62,9 +51,9 @@ class DocsResult:
 
 
 def _query_vector(searcher, chunk: ChunkRef, task: str) -> np.ndarray:
-    if chunk.vector is not None and stored_vectors_serve_as_queries(searcher, task):
+    if chunk.vector is not None and searcher.stored_vectors_are_queries(task):
         return chunk.vector
-    return encode_query(searcher, embed_text(chunk.symbol, chunk.text), task)
+    return searcher.query_vector(embed_text(chunk.symbol, chunk.text), task)
 
 
 def docs_for(
@@ -81,10 +70,10 @@ def docs_for(
     """Documentation sections (markdown/rst) and docstrings that describe the code at ``path:line`` (of ``repo``)."""
     if k < 1:
         raise CodeseerError("k must be at least 1")
-    chunk = chunk_at(searcher, path, line, with_vector=True, repo=repo)
+    chunk = searcher.chunk_at(path, line, with_vector=True, repo=repo)
     vector = _query_vector(searcher, chunk, task)
     hits: list[DocHit] = []
-    for row in vector_search(searcher, vector, k=k, where=f"kind = '{DOC_KIND}'", exclude_ids={chunk.chunk_id}):
+    for row in searcher.nearest(vector, f"kind = '{DOC_KIND}'", k, exclude={chunk.chunk_id}):
         hits.append(DocHit(row["path"], int(row["start_line"]), int(row["end_line"]), row["symbol"] or "",
                            "section", row["language"], row["score"], row["text"], repo=row.get("repo")))
     if include_docstrings:
@@ -94,10 +83,8 @@ def docs_for(
 
 
 def _docstring_hits(searcher, chunk: ChunkRef, vector: np.ndarray, pool: int, task: str) -> list[DocHit]:
-    from codeseer.index.store import sql_quote
-
     kinds = ", ".join(f"'{k}'" for k in (*DEFINITION_KINDS, "class"))
-    rows = vector_search(searcher, vector, k=pool, where=f"kind IN ({kinds})")
+    rows = searcher.nearest(vector, f"kind IN ({kinds})", pool)
     own_ids = {chunk.chunk_id}
     if chunk.kind in ("function", "method", "class"):
         rows = [r for r in rows if r["chunk_id"] != chunk.chunk_id]
@@ -105,7 +92,7 @@ def _docstring_hits(searcher, chunk: ChunkRef, vector: np.ndarray, pool: int, ta
     if "." in chunk.symbol:  # the class a method belongs to documents it too
         owner = chunk.symbol.rsplit(".", 1)[0]
         same_repo = f" AND repo = {sql_quote(chunk.repo)}" if chunk.repo else ""
-        for row in read_rows(searcher.chunks, chunk_columns(searcher),
+        for row in read_rows(searcher.chunks, searcher.row_columns,
                              f"path = {sql_quote(chunk.path)} AND symbol = {sql_quote(owner)} AND kind = 'class'{same_repo}"):
             own_ids.add(row["chunk_id"])
             if all(r["chunk_id"] != row["chunk_id"] for r in rows):
@@ -117,7 +104,7 @@ def _docstring_hits(searcher, chunk: ChunkRef, vector: np.ndarray, pool: int, ta
             found.append((row, doc))
     if not found:
         return []
-    doc_vectors = encode_documents(searcher, [doc for _, doc in found], task)
+    doc_vectors = searcher.document_vectors([doc for _, doc in found], task)
     scores = doc_vectors @ np.asarray(vector, dtype=np.float32)
     return [
         DocHit(row["path"], int(row["start_line"]), int(row["end_line"]), row["symbol"] or "", "docstring",
@@ -130,7 +117,7 @@ def _docstring_hits(searcher, chunk: ChunkRef, vector: np.ndarray, pool: int, ta
 
 
 @dataclass
-class StaleDoc:
+class StaleDoc(Record):
     path: str
     start_line: int
     end_line: int
@@ -139,13 +126,6 @@ class StaleDoc:
     similarity: float
     z: float
     doc: str
-
-    @property
-    def location(self) -> str:
-        return f"{self.path}:{self.start_line}-{self.end_line}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -188,7 +168,7 @@ def stale_docs(
     started = time.perf_counter()
     if not 0 < percentile < 100:
         raise CodeseerError(f"percentile must be between 0 and 100, got {percentile}")
-    where = where_clause(searcher, languages=languages, path_glob=path_glob, kinds=DEFINITION_KINDS)
+    where = searcher.where(languages, path_glob, kinds=DEFINITION_KINDS)
     rows = [] if where is False else read_rows(
         searcher.chunks, ["path", "language", "start_line", "end_line", "symbol", "text"], where or None)
     items = []
@@ -201,7 +181,7 @@ def stale_docs(
         return StaleDocsResult(task, 0, 0.0, 0.0, percentile, z_threshold, 0.0, time.perf_counter() - started)
     items.sort(key=lambda item: (item[0]["path"], int(item[0]["start_line"])))
     bodies = _encode_bodies(searcher, [embed_text(r["symbol"] or "", s.body) for r, s in items], task)
-    docs = encode_documents(searcher, [s.doc for _, s in items], task)
+    docs = searcher.document_vectors([s.doc for _, s in items], task)
     sims = np.sum(bodies * docs, axis=1)
     mean, std = float(sims.mean()), float(sims.std())
     z = (sims - mean) / std if std > 1e-9 else np.zeros_like(sims)
@@ -222,13 +202,11 @@ def stale_docs(
 
 
 def _encode_bodies(searcher, texts: list[str], task: str) -> np.ndarray:
-    from codeseer.apps.common import normalise, task_embedder
-
-    embedder = task_embedder(searcher, task)
+    embedder = searcher.embedder_for(task)
     out = []
     for start in range(0, len(texts), 256):
         out.append(embedder.encode_queries(texts[start : start + 256]))
-    return normalise(np.concatenate(out))
+    return l2_normalize(np.concatenate(out))
 
 
 def render_stale_markdown(result: StaleDocsResult) -> str:

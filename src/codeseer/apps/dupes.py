@@ -10,11 +10,12 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from codeseer.apps.common import DEFINITION_KINDS, read_arrow, vectors_from_arrow, where_clause
+from codeseer.index.store import read_arrow
+from codeseer.search.records import DEFINITION_KINDS, Record
 from codeseer.errors import CodeseerError
 
 DEFAULT_THRESHOLD = 0.95
@@ -24,7 +25,7 @@ MAX_CLUSTER_STATS = 400  # pairwise statistics of bigger clusters use their firs
 
 
 @dataclass
-class DupeMember:
+class DupeMember(Record):
     path: str
     start_line: int
     end_line: int
@@ -33,17 +34,6 @@ class DupeMember:
     kind: str
     similarity: float  # best similarity to another member of its cluster
     repo: str | None = None  # set only in an index of several repositories
-
-    @property
-    def location(self) -> str:
-        shown = f"{self.repo}/{self.path}" if self.repo else self.path
-        return f"{shown}:{self.start_line}-{self.end_line}"
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        if data["repo"] is None:
-            del data["repo"]
-        return data
 
 
 @dataclass
@@ -142,11 +132,11 @@ def find_dupes(
         raise CodeseerError(f"threshold must be in (0, 1], got {threshold}")
     if min_lines < 1:
         raise CodeseerError(f"min-lines must be at least 1, got {min_lines}")
-    where = where_clause(searcher, languages=languages, path_glob=path_glob, kinds=DEFINITION_KINDS)
+    where = searcher.where(languages, path_glob, kinds=DEFINITION_KINDS)
     if where is False:
         return DupesResult(threshold, min_lines, 0, 0, time.perf_counter() - started)
     columns = ["path", "language", "start_line", "end_line", "symbol", "kind", "vector"]
-    multi = getattr(searcher, "multi", False) and getattr(searcher, "has_repo", False)
+    multi = searcher.multi and searcher.has_repo
     table = read_arrow(searcher.chunks, columns + (["repo"] if multi else []), where)
     starts = np.asarray(table.column("start_line").to_numpy(zero_copy_only=False), dtype=np.int64)
     ends = np.asarray(table.column("end_line").to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -159,7 +149,7 @@ def find_dupes(
     paths = table.column("path").to_pylist()
     repos = table.column("repo").to_pylist() if multi else [None] * n
     symbols = table.column("symbol").to_pylist()
-    vectors = vectors_from_arrow(table.column("vector"), searcher)  # int8/binary codes are decoded
+    vectors = searcher.unit_vectors(table.column("vector"))  # int8/binary codes are decoded
     # (path, symbol) ids: adjacent parts of one split function are not duplicates of each other.
     files = [f"{r}\0{p}" if r else p for r, p in zip(repos, paths)]  # the same path in two repos: two files
     path_ids = _codes(files)
@@ -181,10 +171,20 @@ def find_dupes(
         for a, b in zip(i.tolist(), j.tolist()):
             uf.union(a, b)
 
+    clusters = _clusters(uf, best, vectors, table, paths, repos, symbols, starts, ends)
+    clusters.sort(key=lambda c: (-c.size, -c.mean_similarity, -c.lines, c.members[0].path, c.members[0].start_line))
+    if max_clusters is not None:
+        clusters = clusters[:max_clusters]
+    return DupesResult(threshold, min_lines, n, pairs, time.perf_counter() - started, clusters)
+
+
+def _clusters(uf: UnionFind, best: np.ndarray, vectors: np.ndarray, table, paths, repos, symbols, starts,
+              ends) -> list[DupeCluster]:
+    """The union-find's groups of two or more, each with its similarity statistics."""
     groups: dict[int, list[int]] = {}
     for idx in np.nonzero(np.isfinite(best))[0].tolist():
         groups.setdefault(uf.find(idx), []).append(idx)
-    languages_col = table.column("language").to_pylist()
+    languages = table.column("language").to_pylist()
     kinds = table.column("kind").to_pylist()
     clusters = []
     for members in groups.values():
@@ -197,17 +197,14 @@ def find_dupes(
         clusters.append(DupeCluster(
             members=[
                 DupeMember(path=paths[m], start_line=int(starts[m]), end_line=int(ends[m]), symbol=symbols[m] or "",
-                           language=languages_col[m], kind=kinds[m], similarity=round(float(best[m]), 4), repo=repos[m])
+                           language=languages[m], kind=kinds[m], similarity=round(float(best[m]), 4), repo=repos[m])
                 for m in members
             ],
             min_similarity=round(float(upper.min()), 4),
             mean_similarity=round(float(upper.mean()), 4),
             max_similarity=round(float(upper.max()), 4),
         ))
-    clusters.sort(key=lambda c: (-c.size, -c.mean_similarity, -c.lines, c.members[0].path, c.members[0].start_line))
-    if max_clusters is not None:
-        clusters = clusters[:max_clusters]
-    return DupesResult(threshold, min_lines, n, pairs, time.perf_counter() - started, clusters)
+    return clusters
 
 
 def _codes(values: list[str]) -> np.ndarray:

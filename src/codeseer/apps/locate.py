@@ -8,12 +8,13 @@ fusion of dense and BM25 chunk hits)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from codeseer.apps.common import DOC_KIND, TASK_SEARCH
 from codeseer.errors import CodeseerError
 from codeseer.index.filekinds import SOURCE, ranked_kinds
+from codeseer.models.tasks import TASK_SEARCH
 from codeseer.search.evidence import quoted_identifiers
+from codeseer.search.records import DOC_KIND, Record
 
 DEFINITION_KINDS = ("function", "method", "class")
 from codeseer.limits import MAX_QUERY_CHARS  # noqa: E402
@@ -30,7 +31,7 @@ class LocatedFunction:
 
 
 @dataclass
-class LocatedFile:
+class LocatedFile(Record):
     path: str
     language: str
     score: float  # the file ranker's score (weights . features)
@@ -40,12 +41,6 @@ class LocatedFile:
     repo: str | None = None  # set only in an index of several repositories
     kind: str = SOURCE  # file kind (codeseer.index.filekinds)
     features: dict[str, float] = field(default_factory=dict)  # what the score is made of
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        if data["repo"] is None:
-            del data["repo"]
-        return data
 
 
 @dataclass

@@ -50,7 +50,7 @@ def _locate(searcher, a: dict) -> dict:
 
 
 def _similar(searcher, a: dict) -> dict:
-    from codeseer.apps.common import resolve_location
+    from codeseer.apps.locations import resolve_location
     from codeseer.apps.similar import similar
 
     common = dict(k=a.get("k", 10), languages=a.get("lang"), path_glob=a.get("path_glob"), repos=a.get("repo"),

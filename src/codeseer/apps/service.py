@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from codeseer.apps.common import carry_models, check_glob, index_status, locate_path, open_store, parse_location
+from codeseer.apps.locations import check_glob, locate_path, parse_location
 from codeseer.errors import CodeseerError
+from codeseer.index.store import open_store
 from codeseer.limits import MAX_BUDGET, MAX_CODE_CHARS, MAX_FUNCTIONS, MAX_K, MAX_LIST, MAX_QUERY_CHARS
 
 
@@ -98,7 +99,7 @@ class Service:
             if old is not None and old.state == state:
                 return old
             fresh = Searcher(self.store)
-            carry_models(old, fresh)  # a new snapshot of the same index: keep the loaded model
+            fresh.adopt_models(old)  # a new snapshot of the same index: keep the loaded model
             self._searcher = fresh
             return fresh
 
@@ -125,7 +126,7 @@ class Service:
 
     def status(self) -> dict:
         with self._lock:
-            return index_status(self.searcher()) | {"limits": {
+            return self.searcher().status() | {"limits": {
                 "k": MAX_K, "query_chars": MAX_QUERY_CHARS, "code_chars": MAX_CODE_CHARS, "budget": MAX_BUDGET,
                 "functions": MAX_FUNCTIONS, "list": MAX_LIST}}
 

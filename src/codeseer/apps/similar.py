@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from codeseer.apps.common import (
-    DOC_KIND,
-    TASK_SIMILAR,
-    ChunkRef,
-    chunk_at,
-    embed_text,
-    encode_query,
-    row_to_hit,
-    stored_vectors_serve_as_queries,
-    vector_search,
-    where_clause,
-)
 from codeseer.errors import CodeseerError
+from codeseer.index.indexer import embed_text
+from codeseer.models.tasks import TASK_SIMILAR
+from codeseer.search.records import DOC_KIND, ChunkRef, Hit
 
 from codeseer.limits import MAX_CODE_CHARS  # noqa: E402
 
@@ -49,39 +40,39 @@ def similar(
 ) -> SimilarResult:
     """Chunks most similar to the chunk at ``path:line`` (itself excluded) or to ``code``.
 
-    ``path`` must already be root-relative (see :func:`codeseer.apps.common.repo_path`), in ``repo``
-    when the index holds several (:func:`codeseer.apps.common.locate_path`); ``repos`` filters hits.
+    ``path`` must already be root-relative (see :func:`codeseer.apps.locations.repo_path`), in ``repo``
+    when the index holds several (:func:`codeseer.apps.locations.locate_path`); ``repos`` filters hits.
     Documentation sections are left out unless ``include_docs``.
     """
     if k < 1:
         raise CodeseerError("k must be at least 1")
     if (code is None) == (path is None):
         raise CodeseerError("give either PATH:LINE or a code snippet, not both or neither")
-    where = where_clause(searcher, languages=languages, path_glob=path_glob,
-                         exclude_kinds=None if include_docs else (DOC_KIND,), repos=repos, file_kinds=file_kinds)
+    where = searcher.where(languages, path_glob, exclude_kinds=None if include_docs else (DOC_KIND,), repos=repos,
+                           file_kinds=file_kinds)
     exclude: set[str] = set()
     if code is not None:
         if not code.strip():
             raise CodeseerError("empty code snippet: paste some code (e.g. `codeseer similar --code - < file.py`)")
         if len(code) > MAX_CODE_CHARS:
             raise CodeseerError(f"code snippet is {len(code)} characters; the limit is {MAX_CODE_CHARS}")
-        vector = encode_query(searcher, code, task)
+        vector = searcher.query_vector(code, task)
         query = {"code": code}
     else:
         if line is None:
             raise CodeseerError("a line number is needed with a path (PATH:LINE)")
-        chunk: ChunkRef = chunk_at(searcher, path, line, with_vector=True, repo=repo)
-        if chunk.vector is not None and stored_vectors_serve_as_queries(searcher, task):
+        chunk: ChunkRef = searcher.chunk_at(path, line, with_vector=True, repo=repo)
+        if chunk.vector is not None and searcher.stored_vectors_are_queries(task):
             vector = chunk.vector
         else:
-            vector = encode_query(searcher, embed_text(chunk.symbol, chunk.text), task)
+            vector = searcher.query_vector(embed_text(chunk.symbol, chunk.text), task)
         exclude.add(chunk.chunk_id)
         query = chunk.to_dict()
     if where is False:
         return SimilarResult(query=query, task=task)
-    rows = vector_search(searcher, vector, k=k + 4, where=where or None, exclude_ids=exclude)
+    rows = searcher.nearest(vector, where or None, k + 4, exclude=exclude)
     if path is not None:  # the same lines under another id (a duplicate slice): still the query itself
         rows = [r for r in rows if not (r["path"] == query["path"] and int(r["start_line"]) == query["start_line"]
                                         and int(r["end_line"]) == query["end_line"]
                                         and r.get("repo") == query.get("repo"))]
-    return SimilarResult(query=query, task=task, hits=[row_to_hit(r) for r in rows[:k]])
+    return SimilarResult(query=query, task=task, hits=[Hit.from_row(r) for r in rows[:k]])

@@ -115,10 +115,6 @@ class MinHasher:
         return (v & _LOW32).min(axis=0).astype(np.uint32)
 
 
-def jaccard_estimate(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(a == b))
-
-
 class LSHIndex:
     """Signatures banded into hash buckets; :meth:`query` finds a stored near-duplicate (or None)."""
 

@@ -167,7 +167,7 @@ def read_at(root: Path, commit: str, path: str) -> str | None:
 def changed_functions(root: Path, commit: Commit) -> list[dict]:
     """The functions, methods (or, with none of those, classes) each source file's diff touched, as
     they were at the parent commit: ``{"path", "symbol", "kind", "start_line", "end_line", "text"}``."""
-    from codeseer.index.chunker import chunk_source
+    from codeseer.index.chunking import chunk_source
 
     if len(commit.parents) != 1:
         return []

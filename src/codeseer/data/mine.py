@@ -147,7 +147,7 @@ _COMMENT_OPEN = re.compile(r"^(/\*+!?|///?!?|#+)\s?")
 
 def _comment_doc(text: str, language: str) -> tuple[str, str] | None:
     """(raw leading comment without markers, code without it), or None."""
-    from codeseer.apps.docstrings import split_doc
+    from codeseer.text.docstrings import split_doc
 
     split = split_doc(text, language)
     if not split.doc or split.doc_end < split.doc_start:
@@ -395,7 +395,6 @@ def mine_pairs(
     ``site-packages`` or ``node_modules``; ``include_vendored`` also walks vendored folders inside.
     Paths are checked before anything is read: a missing one raises CodeseerError.
     """
-    from codeseer.index.chunker import chunk_source
     from codeseer.index.walker import WalkStats, read_source
 
     started = time.perf_counter()
@@ -408,17 +407,10 @@ def mine_pairs(
     languages = resolve_languages(langs)
     report = MineReport()
     hasher = MinHasher()
-    excluder = None
-    exclude = list(exclude)
-    if exclude:
-        excluder, report.exclude_docs = load_exclusion(exclude, hasher)
-        excluder.lsh.threshold = near_dup_jaccard
+    excluder = _excluder(list(exclude), hasher, report, near_dup_jaccard)
     seen = Deduper(hasher, threshold=near_dup_jaccard)
     stats = WalkStats()
-    files = _list_files(paths, languages, stats, include_vendored)
-    if max_files is not None and len(files) > max_files:
-        rng = random.Random(f"{seed}\0files")
-        files = [files[i] for i in sorted(rng.sample(range(len(files)), max_files))]
+    files = _sample(_list_files(paths, languages, stats, include_vendored), max_files, f"{seed}\0files")
     emit = on_pair if on_pair is not None else report.pairs.append
     removed = report.removed
 
@@ -426,44 +418,16 @@ def mine_pairs(
         text = read_source(f.source, stats)
         if text is not None:
             report.files += 1
-            cands = []
-            for chunk in chunk_source(f.rel, text, f.source.language, **_UNLIMITED):
-                if chunk.kind not in FUNCTION_KINDS:
-                    continue
-                report.functions += 1
-                reason = "test_code" if filters.is_test_code(f.rel, chunk.symbol, chunk.text) else None
-                if reason is None:
-                    doc_raw, code = split_function(chunk.text, chunk.language)
-                    reason = filters.body_reason(code, min_lines=min_body_lines)
+            candidates = _candidates(f, text, report, min_body_lines)
+            kept = _sample(candidates, max_per_file, f"{seed}\0{f.shown}")
+            if len(kept) < len(candidates):
+                removed["max_per_file"] += len(candidates) - len(kept)
+            candidates = kept
+            for chunk, doc_raw, code in candidates:
+                reason = _duplicate(normalise_code(code, chunk.language), hasher, excluder, seen)
                 if reason:
                     removed[reason] += 1
                     continue
-                cands.append((chunk, doc_raw, code))
-            if max_per_file is not None and len(cands) > max_per_file:
-                rng = random.Random(f"{seed}\0{f.shown}")
-                removed["max_per_file"] += len(cands) - max_per_file
-                cands = [cands[i] for i in sorted(rng.sample(range(len(cands)), max_per_file))]
-            for chunk, doc_raw, code in cands:
-                norm = normalise_code(code, chunk.language)
-                key = exact_key(norm)
-                sig = None
-                if excluder is not None:
-                    if key in excluder.exact:
-                        removed["excluded_exact"] += 1
-                        continue
-                    sig = hasher.signature(norm)
-                    if excluder.lsh.query(sig) is not None:
-                        removed["excluded_near"] += 1
-                        continue
-                if key in seen.exact:
-                    removed["exact_duplicate"] += 1
-                    continue
-                if sig is None:
-                    sig = hasher.signature(norm)
-                if seen.lsh.query(sig) is not None:
-                    removed["near_duplicate"] += 1
-                    continue
-                seen.add(key, sig)
                 pairs = pairs_for_function(chunk, doc_raw, code, report, min_doc_words, seed=seed,
                                            doc_in_code=doc_in_code)
                 if not pairs:
@@ -481,6 +445,64 @@ def mine_pairs(
     report.skipped_files = Counter(stats.skipped)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _excluder(exclude: list, hasher: MinHasher, report: MineReport, near_dup_jaccard: float):
+    """The evaluation corpora's functions, exact and near (MinHash LSH), that no pair may contain."""
+    if not exclude:
+        return None
+    excluder, report.exclude_docs = load_exclusion(exclude, hasher)
+    excluder.lsh.threshold = near_dup_jaccard
+    return excluder
+
+
+def _sample(items: list, limit: int | None, seed: str) -> list:
+    """At most ``limit`` of ``items``, a seeded random choice kept in their order."""
+    if limit is None or len(items) <= limit:
+        return items
+    rng = random.Random(seed)
+    return [items[i] for i in sorted(rng.sample(range(len(items)), limit))]
+
+
+def _candidates(f, text: str, report: MineReport, min_body_lines: int) -> list[tuple]:
+    """``(chunk, raw docstring, code)`` of the file's functions that are not tests and have a real body."""
+    from codeseer.index.chunking import chunk_source
+
+    candidates = []
+    for chunk in chunk_source(f.rel, text, f.source.language, **_UNLIMITED):
+        if chunk.kind not in FUNCTION_KINDS:
+            continue
+        report.functions += 1
+        reason = "test_code" if filters.is_test_code(f.rel, chunk.symbol, chunk.text) else None
+        if reason is None:
+            doc_raw, code = split_function(chunk.text, chunk.language)
+            reason = filters.body_reason(code, min_lines=min_body_lines)
+        if reason:
+            report.removed[reason] += 1
+            continue
+        candidates.append((chunk, doc_raw, code))
+    return candidates
+
+
+def _duplicate(norm: str, hasher: MinHasher, excluder, seen: Deduper) -> str | None:
+    """Why a function's normalised code is dropped (an evaluation corpus or an earlier function has it);
+    None keeps it and remembers it."""
+    key = exact_key(norm)
+    sig = None
+    if excluder is not None:
+        if key in excluder.exact:
+            return "excluded_exact"
+        sig = hasher.signature(norm)
+        if excluder.lsh.query(sig) is not None:
+            return "excluded_near"
+    if key in seen.exact:
+        return "exact_duplicate"
+    if sig is None:
+        sig = hasher.signature(norm)
+    if seen.lsh.query(sig) is not None:
+        return "near_duplicate"
+    seen.add(key, sig)
+    return None
 
 
 # --------------------------------------------------------------------------- output

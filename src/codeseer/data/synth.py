@@ -192,8 +192,6 @@ def synth_queries(
     ``limit``: only the first N distinct functions (those already in OUT count among them).
     ``progress(done, total)`` is called after each function of this run.
     """
-    import httpx
-
     started = time.perf_counter()
     chat, models_url = chat_url(base_url)
     out = Path(out_path)
@@ -211,18 +209,56 @@ def synth_queries(
     todo = [f for f in functions if f["_key"] not in done]
     report.already_done = len(functions) - len(todo)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    lock = threading.Lock()
-    client = httpx.Client(timeout=httpx.Timeout(timeout), headers=headers, follow_redirects=True)
+    endpoint = _Endpoint(report, chat, timeout=timeout, headers=headers, retries=retries, backoff=backoff)
 
-    def request(method: str, url: str, **kw) -> httpx.Response:
+    def one(item: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+        return endpoint.ask(item, temperature=temperature, max_tokens=max_tokens)
+
+    def record(status: str, result: dict[str, Any] | None, reason: str | None) -> None:
+        if status == "ok":
+            handle.write(json.dumps(result, ensure_ascii=False) + "\n")
+            handle.flush()
+            report.written += 1
+        elif status == "rejected":
+            report.rejected[reason] += 1
+        elif status == "malformed":
+            report.malformed += 1
+        else:
+            report.failed += 1
+
+    try:
+        with handle, endpoint.client:
+            if todo:
+                report.model = model or _first_model(endpoint.request, endpoint.fatal_status, models_url)
+            _in_pool(todo, one, record, concurrency=concurrency, progress=progress)
+    except _Fatal as exc:
+        raise CodeseerError(str(exc)) from None
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _Endpoint:
+    """An OpenAI-compatible chat endpoint with retries (backoff, ``Retry-After``) shared by the workers."""
+
+    def __init__(self, report: SynthReport, chat: str, *, timeout: float, headers: dict, retries: int,
+                 backoff: float) -> None:
+        import httpx
+
+        self.report, self.chat, self.timeout, self.retries, self.backoff = report, chat, timeout, retries, backoff
+        self.lock = threading.Lock()
+        self.client = httpx.Client(timeout=httpx.Timeout(timeout), headers=headers, follow_redirects=True)
+
+    def request(self, method: str, url: str, **kw):
+        import httpx
+
         last: Exception | None = None
-        for attempt in range(retries + 1):
-            delay = backoff * (2 ** attempt) + random.uniform(0, backoff)
+        for attempt in range(self.retries + 1):
+            delay = self.backoff * (2 ** attempt) + random.uniform(0, self.backoff)
             try:
-                resp = client.request(method, url, **kw)
+                resp = self.client.request(method, url, **kw)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last = exc
-                if isinstance(exc, httpx.UnsupportedProtocol) or (isinstance(exc, httpx.ConnectError) and attempt >= min(retries, 2)):
+                if isinstance(exc, httpx.UnsupportedProtocol) or (isinstance(exc, httpx.ConnectError) and attempt >= min(self.retries, 2)):
                     break  # nothing listens there: do not spend the whole backoff on it
             else:
                 if resp.status_code not in RETRY_STATUS:
@@ -231,32 +267,35 @@ def synth_queries(
                 after = resp.headers.get("retry-after", "")
                 if after.replace(".", "", 1).isdigit():
                     delay = min(float(after), MAX_RETRY_AFTER)
-                if attempt == retries:
+                if attempt == self.retries:
                     return resp
-            if attempt < retries:
-                with lock:
-                    report.retries += 1
+            if attempt < self.retries:
+                with self.lock:
+                    self.report.retries += 1
                 time.sleep(delay)
         if isinstance(last, httpx.ConnectError) or isinstance(last, httpx.UnsupportedProtocol):
             raise _Fatal(f"cannot reach {url}: {last}")
         if isinstance(last, httpx.TimeoutException):
-            raise TimeoutError(f"timed out after {timeout:g}s")
+            raise TimeoutError(f"timed out after {self.timeout:g}s")
         raise last if last is not None else RuntimeError("no response")
 
-    def fatal_status(resp: httpx.Response, url: str) -> None:
+    @staticmethod
+    def fatal_status(resp, url: str) -> None:
         if resp.status_code == 404:
             raise _Fatal(f"{url} answered 404: is --base-url the API root (such as http://localhost:8000/v1)?")
         if resp.status_code in (401, 403):
             raise _Fatal(f"{url} answered {resp.status_code}: check the API key (--api-key-env)")
 
-    def one(item: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+    def ask(self, item: dict[str, Any], *, temperature: float, max_tokens: int) -> tuple[str, dict[str, Any] | None, str | None]:
         """('ok', record) | ('failed'|'malformed', None) | ('rejected', None, reason)."""
+        import httpx
+
         code = item["positive"]
         if len(code) > MAX_CODE_CHARS:
             code = code[:MAX_CODE_CHARS] + "\n..."
         lang = item["language"] or "code"
         payload = {
-            "model": report.model,
+            "model": self.report.model,
             "messages": [
                 {"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": USER_PROMPT.format(language=lang, code=code)},
@@ -265,10 +304,10 @@ def synth_queries(
             "max_tokens": max_tokens,
         }
         try:
-            resp = request("POST", chat, json=payload)
+            resp = self.request("POST", self.chat, json=payload)
         except (httpx.HTTPError, TimeoutError, RuntimeError):
             return "failed", None, None
-        fatal_status(resp, chat)
+        self.fatal_status(resp, self.chat)
         if resp.status_code >= 400:
             return "failed", None, None
         try:
@@ -282,50 +321,37 @@ def synth_queries(
             return "rejected", None, reason
         record = {"query": query, "positive": item["positive"], "task": "nl2code", "kind": "synthetic",
                   "language": item["language"], "source": item["source"], "symbol": item["symbol"],
-                  "model": report.model}
+                  "model": self.report.model}
         return "ok", record, None
 
+
+def _in_pool(todo: list, work: Callable, on_result: Callable, *, concurrency: int,
+             progress: Callable[[int, int], None] | None) -> None:
+    """``work(item)`` for every item on ``concurrency`` threads, at most twice that many queued;
+    results are handed to ``on_result`` in this thread (one writer), and a fatal error stops them all."""
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    pending: set[Future] = set()
+    items = iter(todo)
+    finished = 0
     try:
-        with handle, client:
-            if todo:
-                report.model = model or _first_model(request, fatal_status, models_url)
-            pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
-            pending: set[Future] = set()
-            items = iter(todo)
-            finished = 0
-            try:
-                while True:
-                    while len(pending) < 2 * max(1, concurrency):
-                        item = next(items, None)
-                        if item is None:
-                            break
-                        pending.add(pool.submit(one, item))
-                    if not pending:
-                        break
-                    ready, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in ready:
-                        status, record, reason = fut.result()  # _Fatal propagates
-                        if status == "ok":
-                            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                            handle.flush()
-                            report.written += 1
-                        elif status == "rejected":
-                            report.rejected[reason] += 1
-                        elif status == "malformed":
-                            report.malformed += 1
-                        else:
-                            report.failed += 1
-                        finished += 1
-                        if progress is not None:
-                            progress(finished, len(todo))
-            finally:
-                for fut in pending:
-                    fut.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
-    except _Fatal as exc:
-        raise CodeseerError(str(exc)) from None
-    report.seconds = time.perf_counter() - started
-    return report
+        while True:
+            while len(pending) < 2 * max(1, concurrency):
+                item = next(items, None)
+                if item is None:
+                    break
+                pending.add(pool.submit(work, item))
+            if not pending:
+                break
+            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in ready:
+                on_result(*fut.result())  # _Fatal propagates
+                finished += 1
+                if progress is not None:
+                    progress(finished, len(todo))
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _first_model(request, fatal_status, models_url: str) -> str:

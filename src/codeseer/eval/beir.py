@@ -31,7 +31,6 @@ __all__ = [
     "doc_text",
     "from_rows",
     "load_beir",
-    "load_named",
 ]
 
 log = logging.getLogger(__name__)
@@ -279,10 +278,3 @@ def from_rows(
     return _finish(
         name, corpus, queries, qrels, task, dict(meta or {}), where=name, strict=False
     )
-
-
-def load_named(spec: str, cache_dir: str | Path | None = None, **kwargs: Any) -> BeirDataset:
-    """Load a hub benchmark (``coir:<task>``, ``mteb:<Task>``); see ``codeseer.eval.hub``."""
-    from .hub import load_named as _load_named
-
-    return _load_named(spec, cache_dir=cache_dir, **kwargs)

@@ -17,7 +17,6 @@ keeps per-query scores for paired significance tests against the baseline.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tarfile
 import tempfile
@@ -29,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from codeseer.paths import cache_dir
 from codeseer.data.repo_tasks import QUERIES_FILE, SNAPSHOT_FILE
 from codeseer.eval.metrics import evaluate_keeping_per_query
 from codeseer.jsonl import iter_jsonl_objects
-from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_query, lexical_text
+from codeseer.text.lexical import FTS_COLUMN, fts_config, lexical_query, lexical_text
 
 __all__ = [
     "BASELINE_MODE",
@@ -235,7 +235,7 @@ def load_tasks(path: str | Path, queries: str | Path | None = None) -> list[Repo
 
 def work_root() -> Path:
     """Where snapshots are unpacked and indexed: ``$CODESEER_CACHE/repo-tasks``."""
-    base = Path(os.environ.get("CODESEER_CACHE", Path.home() / ".cache" / "codeseer")).expanduser()
+    base = cache_dir()
     return base / "repo-tasks"
 
 

@@ -221,18 +221,6 @@ def results_table(
     return table
 
 
-def markdown_table(records: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]] = BEIR_COLUMNS) -> str:
-    """The same table as GitHub markdown (for READMEs)."""
-    head = ["dataset", "model", "mode", *[name for _, name in columns], "encode s", "queries/s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for rec in records:
-        cells = [str(rec["dataset"]), short_model(rec.get("model")), str(rec["mode"])]
-        cells += [_pct(rec["metrics"].get(key)) for key, _ in columns]
-        cells += [_seconds(rec), _qps(rec)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 # ----------------------------------------------------------------------------- comparison
 
 

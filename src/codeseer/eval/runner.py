@@ -8,8 +8,6 @@ are cached on disk by (model, corpus content) because encoding a corpus dominate
 from __future__ import annotations
 
 import hashlib
-import inspect
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -18,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
+from codeseer.paths import cache_dir
 from codeseer.eval.beir import BeirDataset, doc_text
 from codeseer.search.fusion import fuse
-from codeseer.search.lexical import FTS_COLUMN, fts_config, lexical_query, lexical_text
+from codeseer.text.lexical import FTS_COLUMN, fts_config, lexical_query, lexical_text
 
 Ranking = dict[str, dict[str, float]]  # query id -> {doc id: score}
 MODES = ("dense", "lexical", "hybrid")
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("CODESEER_CACHE", Path.home() / ".cache" / "codeseer"))
+    return cache_dir()
 
 
 def truncate_dim(vectors: np.ndarray, dim: int | None) -> np.ndarray:
@@ -46,15 +45,6 @@ def truncate_dim(vectors: np.ndarray, dim: int | None) -> np.ndarray:
     norms = np.linalg.norm(out, axis=-1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0)
     return out
-
-
-def load_embedder(model: str | None, task: str | None = None):
-    """An :class:`Embedder` for ``model``; passes ``task`` when this Embedder knows per-task prompts."""
-    from codeseer.models.embedder import Embedder
-
-    if task is not None and "task" in inspect.signature(Embedder).parameters:
-        return Embedder(model, task=task)
-    return Embedder(model)
 
 
 @dataclass
@@ -244,7 +234,6 @@ def evaluate_datasets(
     if unknown:
         raise ValueError(f"unknown mode {unknown[0]!r}")
     package_versions = report.versions()
-    task_aware = None
     embedders: dict[tuple[str | None, str | None], object] = {}
     records: list[dict] = []
 
@@ -264,13 +253,11 @@ def evaluate_datasets(
             records.append(record(ds, CorpusRetriever(ds).timed_run("lexical"), None, None, {}))
         dense_modes = [m for m in modes if m != "lexical"]
         for name in models if dense_modes else ():
-            if task_aware is None:
-                from codeseer.models.embedder import Embedder
-
-                task_aware = "task" in inspect.signature(Embedder).parameters
-            key = (name, ds.task if task_aware else None)
+            key = (name, ds.task)
             if key not in embedders:
-                embedders[key] = load_embedder(name, ds.task)
+                from codeseer.models.factory import load_embedder
+
+                embedders[key] = load_embedder(name, task=ds.task)
             embedder = embedders[key]
             if dim is not None and dim > embedder.dim:
                 raise ValueError(f"--dim {dim} is larger than {embedder.name}'s {embedder.dim} dimensions")

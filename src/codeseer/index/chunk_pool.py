@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
-from codeseer.index.chunker import Chunk, chunk_source
+from codeseer.index.chunking import Chunk, chunk_source
 
 MIN_FILES = 200
 WINDOW = 256  # files in flight at once

@@ -1,11 +1,12 @@
 """Embed an index's new chunks on a Ray cluster: ``codeseer index PATH --ray ADDRESS``.
 
 Only embedding is distributed, because it is where the time goes; walking, chunking, journaling and
-writing stay in the driver (the one writer of the index). :class:`RayEmbedder` has the part of the
-:class:`~codeseer.models.embedder.Embedder` interface the indexer uses (``name``, ``dim``,
-``fingerprint``, ``encode_documents(texts, on_slab=...)``): it cuts the texts into shards aligned
-with ``encode_documents``' slabs, keeps two shards in flight per actor, and hands each finished
-shard to ``on_slab`` at once, so the indexer journals it and a killed run loses only shards in flight.
+writing stay in the driver (the one writer of the index). :class:`RayEmbedder` is an
+:class:`~codeseer.models.encoder.Encoder`, what the indexer needs from a model (``dim``,
+``fingerprint``, ``encode_documents(texts, on_slab=...)``), plus ``close()``, which the indexer
+calls after a run to stop the actors. It cuts the texts into shards aligned with
+``encode_documents``' slabs, keeps two shards in flight per actor, and hands each finished shard to
+``on_slab`` at once, so the indexer journals it and a killed run loses only shards in flight.
 
 One model per actor: each actor builds the very ``Embedder`` the local run would (model, recipe,
 dim, backend, int8, bf16), on a GPU of its own when the cluster has GPUs, else on its share of a
@@ -31,6 +32,7 @@ import numpy as np
 
 from codeseer.errors import CodeseerError
 from codeseer.models.embedder import CodeseerWarning, Embedder, resolve_model
+from codeseer.models.factory import load_embedder
 
 SPECIAL_ADDRESSES = ("auto", "local")
 IN_FLIGHT = 2  # shards queued per actor: the next one is ready when the current one finishes
@@ -147,7 +149,7 @@ class _EmbedWorker:
                 torch.set_num_threads(threads)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", CodeseerWarning)
-                self.embedder = Embedder(model, device=device, **settings)
+                self.embedder = load_embedder(model, device=device, **settings)
             self.warnings = [str(w.message) for w in caught if issubclass(w.category, CodeseerWarning)]
             _limit_onnx_threads(self.embedder, threads)
         except Exception as exc:
@@ -186,7 +188,7 @@ def _limit_onnx_threads(embedder: Embedder, threads: int) -> None:
 
 
 class RayEmbedder:
-    """Document embedding spread over Ray actors, with the interface the indexer uses from ``Embedder``."""
+    """Document embedding spread over Ray actors: an :class:`~codeseer.models.encoder.Encoder` for the indexer."""
 
     def __init__(
         self,

@@ -13,15 +13,24 @@ or else rebuilds, reusing the vectors still readable in the journal and the old 
 
 ``CODESEER_TRACE=1`` prints ``phase:<name>`` lines to stderr as a run goes (lock, walk, chunk,
 model, embed <slab>, write, fts, ann, commit, cleanup, done), for tests that kill runs at chosen moments.
+
+A run (:class:`_IndexRun`) is five steps: plan (walk the repos, read what is committed), chunk (read
+and chunk the files that changed), embed (reuse or compute each new chunk's vector), write (the new
+table versions, BM25 and ANN indexes) and commit. Around it, each in a room of its own: the run's
+arguments (:mod:`~codeseer.index.request`), where files come from (:mod:`~codeseer.index.sources`),
+what rows hold (:mod:`~codeseer.index.rows`), vectors already known (:mod:`~codeseer.index.vectors`),
+``--repair`` (:mod:`~codeseer.index.repair`), failures in one line (:mod:`~codeseer.index.failures`)
+and progress display (:mod:`~codeseer.index.progress`). What the run needs from a model is
+:class:`~codeseer.models.encoder.Encoder`. Tests swap some names of this module (``_trace``,
+``read_source``, ``KIND_RULES``, ``load_embedder``) to watch or steer a run, so the run uses them from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import errno
+import functools
 import hashlib
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -34,42 +43,31 @@ import pyarrow as pa
 
 from codeseer.errors import CodeseerError
 from codeseer.index.chunk_pool import chunk_files, chunk_workers
-from codeseer.index.chunker import Chunk
+from codeseer.index.chunking import Chunk
 from codeseer.index.ann import check_mode, ensure_ann
 from codeseer.index.filekinds import RULES_VERSION as KIND_RULES
-from codeseer.index.filekinds import file_kind, is_build_output
+from codeseer.index.filekinds import is_build_output
 from codeseer.index.ann import plan as ann_plan
 from codeseer.index.ann import status as ann_status
-from codeseer.index.quantize import PRECISIONS, Codec
-from codeseer.index.store import (
-    CHUNKS,
-    FILE_METADATA,
-    FILE_SCHEMA,
-    DamagedIndex,
-    IndexState,
-    IndexStore,
-    chunk_schema,
-    column_values,
-    damaged,
-    default_repo_name,
-    fts_columns,
-    one_line,
-    sql_in,
-    sql_quote,
-)
-from codeseer.index.location import INDEX_DIRNAME
+from codeseer.index.failures import write_failure
+from codeseer.index.progress import Progress
+from codeseer.index.quantize import Codec
+from codeseer.index.repair import NO_INDEX_YET, repair_base, salvage_vectors
+from codeseer.index.request import IndexSettings, resolve_repos, root_specs, settings_for
+from codeseer.index.rows import chunk_row, file_row, key_filters, stamp_repos, touched_rows
+from codeseer.index.sources import DiskListing, GitListing, record_sources
+from codeseer.index.store import FILE_METADATA, FILE_SCHEMA, IndexState, IndexStore, chunk_schema, fts_columns
 from codeseer.index.uri import index_location
 from codeseer.index.vector_cache import VectorCache, cache_enabled
-from codeseer.index.walker import IGNORE_FILES, SourceFile, WalkStats, read_source, walk
-from codeseer.models.embedder import Embedder, resolve_model
-from codeseer.search.lexical import FTS_COLUMN, PATH_COLUMN, fts_config, lexical_text, path_words
+from codeseer.index.vectors import known_vectors, vector_cache
+from codeseer.index.walker import SourceFile, WalkStats, read_source
+from codeseer.models.embedder import resolve_model
+from codeseer.models.factory import load_embedder
+from codeseer.models.encoder import Encoder
+from codeseer.text.lexical import FTS_COLUMN, PATH_COLUMN, fts_config
 
-LINE_SECONDS = 5.0  # a progress line this often when stderr is not a terminal (CODESEER_PROGRESS_EVERY)
-UNITS = {"chunking": "files", "embedding": "chunks"}
 KEEP_OLD_VERSIONS = timedelta(minutes=10)  # readers that opened an older snapshot keep working
 NEVER = timedelta(days=36500)  # before the commit point, the committed versions must survive
-SYMBOL_BOOST = 3  # BM25 sees the chunk's own name 3 times: a poor man's field weighting
-DEFINITION_KINDS = ("function", "method", "class")  # chunks whose symbol the file defines
 
 
 @dataclass
@@ -103,136 +101,16 @@ def _trace(phase: str) -> None:
         sys.stderr.flush()
 
 
-_OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
-_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def _error_code(exc: BaseException) -> int | None:
-    """The errno behind an error, also when lance reports it as text: "... (os error 28)"."""
-    for current in (exc, exc.__cause__, exc.__context__):
-        if current is None:
-            continue
-        if isinstance(current, OSError) and current.errno:
-            return current.errno
-        found = _OS_ERROR_CODE.search(str(current))
-        if found:
-            return int(found.group(1))
-    return None
-
-
-def _is_lance_error(exc: BaseException) -> bool:
-    return type(exc).__module__.split(".")[0] in ("lance", "lancedb") or bool(
-        re.search(r"lance ?error|LanceError", str(exc), re.I)
-    )
-
-
-def _write_failure(exc: Exception, store: IndexStore) -> CodeseerError | None:
-    """One clear line for a failed run that is not a bug in codeseer, or None to let it through."""
-    directory = store.directory
-    code = _error_code(exc)
-    intact = "nothing was committed and the previous index is intact"
-    if code in _DISK_FULL:
-        return CodeseerError(
-            f"no space left on device while writing the index at {directory}: {intact}; "
-            "free some space and run `codeseer index` again"
-        )
-    if code in _NOT_WRITABLE and (isinstance(exc, OSError) or _is_lance_error(exc)):
-        return CodeseerError(
-            f"cannot write the index at {directory} ({os.strerror(code)}): {intact}; "
-            "fix the permissions or use --index to put it elsewhere"
-        )
-    if _is_lance_error(exc):
-        try:  # is it the committed snapshot itself that no longer reads?
-            state = store.read_state()
-        except CodeseerError as damage:
-            return damage
-        problem = store.verify(state) if state is not None else None
-        if problem:
-            return damaged(directory, problem)
-        return DamagedIndex(
-            f"could not update the index at {directory} ({one_line(exc)}): {intact}; "
-            "if this happens again, run `codeseer index --repair`"
-        )
-    return None
-
-
-def embed_text(chunk: Chunk) -> str:
+def embed_text(symbol: str, text: str) -> str:
     """What the model sees: the qualified name (a method's class is context), then the code.
 
     The path is left out on purpose: moving a file must not re-embed it. BM25 still sees the path.
     """
-    return f"{chunk.symbol}\n{chunk.text}" if chunk.symbol else chunk.text
+    return f"{symbol}\n{text}" if symbol else text
 
 
 def content_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def chunk_id(chunk: Chunk, digest: str, repo: str = "") -> str:
-    return _chunk_id(chunk.path, chunk.start_line, chunk.end_line, digest, repo)
-
-
-def _chunk_id(path: str, start: int, end: int, digest: str, repo: str) -> str:
-    """The repo is part of the id: the same file in two repositories of one index are two chunks."""
-    key = f"{path}\0{start}\0{end}\0{digest}"
-    return hashlib.sha1((f"{repo}\0{key}" if repo else key).encode()).hexdigest()
-
-
-class _Progress:
-    """How a run shows its progress: a Rich bar on a terminal (``"bar"``, or ``True``), plain lines
-    on stderr every few seconds where there is none (``"lines"``: agents, CI logs, ``nohup``), or
-    nothing (``False``: tests, ``--json``)."""
-
-    def __init__(self, mode: bool | str) -> None:
-        self._progress = None
-        self.lines = mode == "lines"
-        self.every = float(os.environ.get("CODESEER_PROGRESS_EVERY", LINE_SECONDS))
-        if mode is True or mode == "bar":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                transient=True,
-            )
-
-    def __enter__(self):
-        if self._progress:
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._progress:
-            self._progress.__exit__(*exc)
-
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        if self.lines:
-            return self._line_task(description, total)
-        if not self._progress:
-            return lambda n: None
-        task_id = self._progress.add_task(description, total=total)
-        return lambda n: self._progress.advance(task_id, n)
-
-    def _line_task(self, description: str, total: int) -> Callable[[int], None]:
-        """``embedding: 512/1601 chunks, 96/s, ETA 11s`` on stderr, at most every ``every`` seconds."""
-        unit = UNITS.get(description, "items")
-        started = last = time.monotonic()
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done, last
-            done += n
-            now = time.monotonic()
-            if now - last < self.every and done < total:
-                return
-            if done >= total and now - started < self.every:  # a quick step: no line for it
-                return
-            last = now
-            rate = done / max(now - started, 1e-9)
-            eta = f", ETA {int((total - done) / rate)}s" if rate > 0 and done < total else ""
-            print(f"{description}: {done}/{total} {unit}, {rate:.0f}/s{eta}", file=sys.stderr, flush=True)
-
-        return advance
 
 
 def index_repository(
@@ -249,7 +127,7 @@ def index_repository(
     int8: bool = False,
     bf16: bool = False,
     progress: bool | str = False,
-    embedder_factory: Callable[[str | None], Embedder] | None = None,
+    embedder_factory: Callable[[str | None], Encoder] | None = None,
     repair: bool = False,
     ray_address: str | None = None,
     ray_actors: int | None = None,
@@ -262,6 +140,8 @@ def index_repository(
     they are. ``None`` updates every repo the index at ``index_dir`` holds. ``rev`` indexes each root
     at that git revision from git objects (:mod:`codeseer.index.gitsource`), not its working tree.
 
+    ``embedder_factory(model)`` gives the :class:`~codeseer.models.encoder.Encoder` that embeds
+    (default: a local :class:`~codeseer.models.embedder.Embedder`).
     ``ray_address`` (auto, local or HOST:PORT) embeds on Ray actors (:mod:`codeseer.index.distributed`).
     ``ann`` (auto, on, off): the vector index for large indexes (:mod:`codeseer.index.ann`).
     """
@@ -269,7 +149,7 @@ def index_repository(
     check_mode(ann)
     if repair and rebuild:
         raise CodeseerError("--repair and --rebuild do not go together: --rebuild alone starts from scratch")
-    specs = _root_specs(root if root is not None or index_dir is not None else Path("."))
+    specs = root_specs(root if root is not None or index_dir is not None else Path("."))
     if len(specs) > 1 and index_dir is None:
         raise CodeseerError("several roots share one index: say where to keep it with --index DIR")
     if rev is not None:  # a bad revision fails before anything is locked or loaded
@@ -281,70 +161,22 @@ def index_repository(
     try:
         with store.write_lock():
             _trace("lock")
-            repaired: list[str] = []
-            hint = None  # --repair rebuilding: the last known settings, to reuse their vectors
-            if repair:
-                state, hint = _repair_base(store, repaired)
-                if state is None and hint is None and model is None and repaired[-1] != _NO_INDEX_YET:
-                    raise CodeseerError(
-                        f"the index at {store.directory} must be rebuilt, but neither {store.state_path.name} nor "
-                        "history.json says which model built it; run `codeseer index --repair --model MODEL` "
-                        "with that model (`--model default` for the bundled one)"
-                    )
-            else:
-                state = store.read_state() if not rebuild else None
-            previous = state or hint
-            if rebuild and not specs:  # rebuilding every repo of the index: which ones, it says
-                try:
-                    previous = store.read_state()
-                except CodeseerError:
-                    previous = None
-            repos = _resolve_repos(specs, previous, store)
-            if rebuild:
-                store.drop_all()
-            if hint is not None:
-                settings = _settings(None, model=model or hint.model, precision=precision or hint.precision,
-                                     recipe=recipe or hint.recipe, dim=dim or hint.dim)
-            else:
-                settings = _settings(state, model=model, precision=precision, recipe=recipe, dim=dim)
-            report = IndexReport(root=str(repos[0][1]), index_dir=str(store.directory), model=resolve_model(settings.model).name)
-            report.roots = {name: str(path) for name, path in repos}
-            report.rev = rev
-            report.repaired = repaired
-            factory = embedder_factory or (
-                lambda m: Embedder(m, recipe=settings.recipe, dim=settings.dim, backend=backend, quantize=int8, bf16=bf16)
+            run = _open_run(
+                store, specs, rev=rev, repair=repair, rebuild=rebuild, model=model, precision=precision,
+                recipe=recipe, dim=dim, loading=dict(backend=backend, quantize=int8, bf16=bf16),
+                embedder_factory=embedder_factory, ray_address=ray_address, ray_actors=ray_actors,
             )
-            if hint is not None:
-                _salvage_vectors(store, hint, report.model, repaired)
-            if ray_address is not None:
-                from codeseer.index.distributed import ray_embedder_factory
-
-                factory = ray_embedder_factory(ray_address, ray_actors, recipe=settings.recipe, dim=settings.dim,
-                                               backend=backend, quantize=int8, bf16=bf16)
-            run = _IndexRun(store, state, repos, settings, report, factory, rev=rev)
             run.ann = ann
-            try:
-                with _Progress(progress) as bar:
-                    run.execute(bar)
-            except KeyboardInterrupt:  # what Ctrl-C kept: the journal makes the next run finish, not redo
-                raise KeyboardInterrupt(f"interrupted: {run.journaled} vectors kept; re-run `codeseer index` to "
-                                        "finish") from None
-            finally:  # an embedder holding resources (Ray actors) releases them
-                if hasattr(run._embedder, "close"):
-                    report.ray_nodes = run._embedder.close()
+            _execute(run, progress)
     except CodeseerError:
         raise
     except Exception as exc:  # a full disk, a damaged table: one line, not a traceback
-        failure = _write_failure(exc, store)
+        failure = write_failure(exc, store)
         if failure is None:
             raise
         raise failure from None
-    report.seconds = time.perf_counter() - started
-    return report
-
-
-_NO_INDEX_YET = "no index here yet: building a new one"
-_BAD_NAME_CHARS = ("/", "\\", ":", "\0", "\n")
+    run.report.seconds = time.perf_counter() - started
+    return run.report
 
 
 def split_root_spec(spec: str) -> tuple[str | None, str]:
@@ -355,193 +187,96 @@ def split_root_spec(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
-def _root_specs(root) -> list[tuple[str | None, Path]]:
-    """The roots asked for, as ``(name or None, resolved directory)``, each checked to exist."""
-    if root is None:
-        return []
-    items = list(root) if isinstance(root, (list, tuple)) else [root]  # items: paths or (name, path)
-    specs = []
-    for item in items:
-        name, path = item if isinstance(item, tuple) else (None, item)
-        path = Path(path).expanduser()
-        if not path.exists():
-            raise CodeseerError(f"path does not exist: {path}")
-        if not path.is_dir():
-            raise CodeseerError(f"not a directory: {path}")
-        specs.append((name, path.resolve()))
-    if not specs:
-        raise CodeseerError("no folder to index")
-    return specs
-
-
-def _resolve_repos(specs, known: IndexState | None, store: IndexStore) -> list[tuple[str, Path]]:
-    """(name, root) of each repo to index: names default to the folder's (or the name the index
-    already gives that folder), must be unique, and may not point a known repo at another folder."""
-    existing = known.repo_roots() if known is not None else {}
-    if not specs:
-        if not existing:
-            raise CodeseerError(f"no index at {store.directory} yet: say which folder(s) to index")
-        specs = []
-        for name, path in existing.items():
-            if not Path(path).is_dir():
-                raise CodeseerError(f"repo {name!r} of index {store.directory} is gone: {path} is not a directory")
-            specs.append((name, Path(path)))
-    if len(existing) == 1 and len(specs) == 1 and specs[0][0] is None:
-        (name, old), = existing.items()
-        path = specs[0][1]
-        if Path(old) != path and Path(os.path.abspath(store.directory)) == path / INDEX_DIRNAME:
-            existing = {name: str(path)}  # the repository was copied or moved, its index with it: same repo
-    by_path = {Path(path): name for name, path in existing.items()}
-    chosen: dict[str, Path] = {}
-    for name, path in specs:
-        if name is None:
-            name = by_path.get(path) or default_repo_name(path)
-        if name in (".", "..") or any(c in name for c in _BAD_NAME_CHARS) or not name.strip():
-            raise CodeseerError(f"invalid repo name {name!r}: it is the first part of paths (REPO/PATH), "
-                                "so no '/', '\\', ':' and not '.' or '..'")
-        if name in chosen:
-            raise CodeseerError(f"two roots are named {name!r} ({chosen[name]} and {path}); "
-                                "repo names must be unique: name one with NAME=PATH")
-        if name in existing and Path(existing[name]) != path:
-            raise CodeseerError(f"index {store.directory} has repo {name!r} at {existing[name]}, not {path}; "
-                                f"give this one another name with NAME=PATH")
-        if by_path.get(path, name) != name:
-            raise CodeseerError(f"{path} is already in index {store.directory} as repo {by_path[path]!r}")
-        chosen[name] = path
-    return list(chosen.items())
-
-
-def _repair_base(store: IndexStore, repaired: list[str]) -> tuple[IndexState | None, IndexState | None]:
-    """The snapshot --repair builds on: ``(state, None)``, or ``(None, hint)`` to rebuild from scratch.
-
-    The committed snapshot is read in full (every column of both tables, the BM25 index probed);
-    if it does not read, the newest readable snapshot from ``history.json`` is committed instead.
-    """
-    committed = None
-    try:
-        committed = store.read_state()
-    except DamagedIndex as exc:
-        repaired.append(str(exc).replace("; run `codeseer index --repair`", ""))
-    history = store.read_history()
-    candidates = [committed] if committed is not None else []
-    candidates += [
-        h for h in history
-        if committed is None or (h.chunks_version, h.files_version) != (committed.chunks_version, committed.files_version)
-    ]
-    if not candidates:
-        try:
-            has_tables = bool(store.table_names())
-        except Exception:
-            has_tables = False
-        if not has_tables and not store.state_path.exists():
-            repaired.append(_NO_INDEX_YET)
-            return None, None
-    for n, candidate in enumerate(candidates):
-        if candidate is committed:
-            label = "committed snapshot"
-        elif n == 0:
-            label = f"last committed snapshot ({candidate.updated_at}, from history.json)"
-        else:
-            label = f"older snapshot of {candidate.updated_at}"
-        versions = f"chunks v{candidate.chunks_version}, files v{candidate.files_version}"
-        problem = store.verify(candidate)
-        if problem is None:
-            if candidate is committed:
-                repaired.append(f"committed snapshot ({versions}) verified: {candidate.chunks} chunks and "
-                                f"{candidate.files} files read in full; nothing to repair")
-            else:
-                store.write_state(candidate)
-                repaired.append(f"fell back to the {label} ({versions}), which reads in full"
-                                if committed is not None else f"recommitted the {label} ({versions}), which reads in full")
-            return candidate, None
-        repaired.append(f"{label} ({versions}) does not read: {problem}")
-    hint = candidates[0] if candidates else None
-    repaired.append("no readable snapshot left: rebuilding the index from scratch")
-    if hint is None:
-        return None, None
-    return None, hint
-
-
-def _salvage_vectors(store: IndexStore, hint: IndexState, model: str, repaired: list[str], versions: int = 3) -> None:
-    """Before a rebuild, keep every vector that still reads (old table versions, the journal) in the journal."""
-    if model != hint.model:
-        return  # another model: its vectors are of no use
-    known = store.journal_vectors(model, hint.dim)
-    from_journal = len(known)
-    if hint.precision in ("float32", "float16"):  # lossless to re-store; int8/binary are not
-        try:
-            chunks = store.db.open_table(CHUNKS)
-            listed = sorted((v["version"] for v in chunks.list_versions()), reverse=True)
-        except Exception:
-            listed = []
-        read = 0
-        for version in listed:
-            if read >= versions:
-                break
-            try:
-                chunks.checkout(version)
-                table = chunks.search().select(["content_hash", "vector"]).limit(None).to_arrow()
-                vectors = np.asarray(
-                    np.stack(table["vector"].to_numpy(zero_copy_only=False)) if len(table) else np.zeros((0, hint.dim)),
-                    dtype=np.float32,
-                )
-            except Exception:
-                continue
-            if vectors.shape[1:] != (hint.dim,):
-                continue
-            read += 1
-            for digest, vector in zip(table["content_hash"].to_pylist(), vectors):
-                known.setdefault(digest, vector)
-    fresh = {h: v for h, v in known.items() if h is not None}
-    if len(fresh) > from_journal:
-        try:
-            journal = store.journal(model, hint.dim)
-            existing = set(column_values(journal, "content_hash"))
-            hashes = [h for h in fresh if h not in existing]
-            for batch in _batches(hashes, 10_000):
-                journal.add(pa.Table.from_pydict(
-                    {"content_hash": batch, "vector": [np.asarray(fresh[h], dtype=np.float32) for h in batch]},
-                    schema=journal.schema,
-                ))
-        except Exception as exc:
-            failure = _write_failure(exc, store)
-            if failure is not None and not isinstance(failure, DamagedIndex):
-                raise failure from None
-            repaired.append(f"could not keep the old vectors ({one_line(exc)}): they will be embedded again")
-            return
-    if fresh:
-        repaired.append(f"kept {len(fresh)} vectors that still read, so they need not be embedded again")
-
-
-@dataclass(frozen=True)
-class IndexSettings:
-    """What an index is built with; fixed for its lifetime (changing one needs --rebuild)."""
-
-    model: str | None
-    recipe: str | None
-    dim: int | None
-    precision: str
-
-
-def _settings(state: IndexState | None, *, model, precision, recipe, dim) -> IndexSettings:
-    """The user's settings for a new index, or the committed ones, refusing silent changes."""
-    if precision is not None and precision not in PRECISIONS:
-        raise CodeseerError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if state is None:
-        return IndexSettings(model, recipe, dim, precision or "float32")
-    asked = {
-        "model": (resolve_model(model).name if model is not None else None, state.model),
-        "precision": (precision, state.precision),
-        "dim": (dim, state.dim),
-        "recipe": (recipe, state.recipe),
-    }
-    for name, (wanted, built) in asked.items():
-        if wanted is not None and wanted != built:
+def _starting_point(store: IndexStore, *, repair: bool, rebuild: bool,
+                    model: str | None) -> tuple[IndexState | None, IndexState | None, list[str]]:
+    """``(state, hint, repaired)``: the committed state the run builds on (None: a new index), the
+    last known settings when ``--repair`` must rebuild (to reuse their vectors), and what --repair did."""
+    repaired: list[str] = []
+    hint = None  # --repair rebuilding: the last known settings, to reuse their vectors
+    if repair:
+        state, hint = repair_base(store, repaired)
+        if state is None and hint is None and model is None and repaired[-1] != NO_INDEX_YET:
             raise CodeseerError(
-                f"index was built with {name} {built}, not {wanted}; "
-                f"re-create it with `codeseer index --rebuild --{name} {wanted}`"
+                f"the index at {store.directory} must be rebuilt, but neither {store.state_path.name} nor "
+                "history.json says which model built it; run `codeseer index --repair --model MODEL` "
+                "with that model (`--model default` for the bundled one)"
             )
-    return IndexSettings(state.model, state.recipe, state.dim, state.precision)
+    else:
+        state = store.read_state() if not rebuild else None
+    return state, hint, repaired
+
+
+def _open_run(store: IndexStore, specs, *, rev, repair, rebuild, model, precision, recipe, dim, loading: dict,
+              embedder_factory, ray_address, ray_actors) -> _IndexRun:
+    """The run that brings the index at ``store`` up to date: its starting state, repos, settings and encoder.
+
+    ``loading``: how the default encoder is loaded (backend, quantize, bf16), locally or on Ray actors.
+    """
+    state, hint, repaired = _starting_point(store, repair=repair, rebuild=rebuild, model=model)
+    previous = state or hint
+    if rebuild and not specs:  # rebuilding every repo of the index: which ones, it says
+        try:
+            previous = store.read_state()
+        except CodeseerError:
+            previous = None
+    repos = resolve_repos(specs, previous, store)
+    if rebuild:
+        store.drop_all()
+    if hint is not None:
+        settings = settings_for(None, model=model or hint.model, precision=precision or hint.precision,
+                                recipe=recipe or hint.recipe, dim=dim or hint.dim)
+    else:
+        settings = settings_for(state, model=model, precision=precision, recipe=recipe, dim=dim)
+    report = IndexReport(root=str(repos[0][1]), index_dir=str(store.directory), model=resolve_model(settings.model).name)
+    report.roots = {name: str(path) for name, path in repos}
+    report.rev = rev
+    report.repaired = repaired
+    loading = dict(recipe=settings.recipe, dim=settings.dim, **loading)
+    factory = embedder_factory or (lambda m: load_embedder(m, **loading))
+    if hint is not None:
+        salvage_vectors(store, hint, report.model, repaired)
+    if ray_address is not None:
+        from codeseer.index.distributed import ray_embedder_factory
+
+        factory = ray_embedder_factory(ray_address, ray_actors, **loading)
+    return _IndexRun(store, state, repos, settings, report, factory, rev=rev)
+
+
+def _execute(run: _IndexRun, progress: bool | str) -> None:
+    """``run`` under its progress display; an interruption says what it kept; the encoder is released."""
+    try:
+        with Progress(progress) as bar:
+            run.execute(bar)
+    except KeyboardInterrupt:  # what Ctrl-C kept: the journal makes the next run finish, not redo
+        raise KeyboardInterrupt(f"interrupted: {run.journaled} vectors kept; re-run `codeseer index` to "
+                                "finish") from None
+    finally:  # an embedder holding resources (Ray actors) releases them
+        if run._embedder is not None:
+            run.report.ray_nodes = run._embedder.close()
+
+
+@dataclass
+class _Plan:
+    """What the plan step found: each repo's listing, the committed file rows, and the vector width."""
+
+    stats: WalkStats
+    listings: dict[str, DiskListing | GitListing]  # by repo name
+    dim: int
+    old_files: dict[tuple[str, str], dict]  # committed file rows by (repo, path)
+    upgrade: bool  # every file is rewritten (old file-level columns or file-kind rules); vectors are reused
+
+
+@dataclass
+class _Changes:
+    """What the chunk step found: files whose rows are rewritten, files only touched, files gone."""
+
+    deleted: list[tuple[str, str]]  # (repo, path) of files no longer indexed
+    changed: list[tuple[SourceFile, str, list[Chunk]]] = field(default_factory=list)  # new content, its chunks
+    file_rows: list[dict] = field(default_factory=list)  # the changed files' rows, in step with ``changed``
+    touched: list[tuple[SourceFile, str, int]] = field(default_factory=list)  # same content, new size/mtime
+    unreadable: set[tuple[str, str]] = field(default_factory=set)
+    digests: dict[int, str] = field(default_factory=dict)  # read, waiting for its chunks: id(source) -> hash
+    texts: dict[int, str] = field(default_factory=dict)  # changed files' text, for their file-level row
 
 
 class _IndexRun:
@@ -560,11 +295,11 @@ class _IndexRun:
         self.precision = settings.precision
         self.report = report
         self.embedder_factory = embedder_factory
-        self._embedder: Embedder | None = None
+        self._embedder: Encoder | None = None
         self.journaled = 0  # vectors this run saved in the journal (what an interruption keeps)
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> Encoder:
         if self._embedder is None:
             self._embedder = self.embedder_factory(self.model)
         return self._embedder
@@ -574,63 +309,26 @@ class _IndexRun:
         """The repo of rows written before the ``repo`` column existed (such an index holds one)."""
         return next(iter(self.state.repo_roots())) if self.state is not None else ""
 
-    def _old_files(self, files_table) -> dict[tuple[str, str], dict]:
-        """Committed file rows by their key, (repo, path): metadata only (file texts stay on disk)."""
-        if self.state is None:
-            return {}
-        self._tables_have_repo = "repo" in files_table.schema.names
-        columns = [c for c in FILE_METADATA if c in files_table.schema.names]
-        table = files_table.search().select(columns).limit(None).to_arrow()
-        legacy = self._legacy_repo
-        return {(row.get("repo") or legacy, row["path"]): row for row in table.to_pylist()}
+    def execute(self, bar: Progress) -> None:
+        """plan -> chunk -> embed -> write -> commit; a run that finds nothing changed stops after chunk."""
+        plan = self._plan()
+        changes = self._chunk(plan, bar)
+        if self._unchanged(changes):
+            return
+        chunks_table, files_table = self._open_tables(plan.dim)
+        touched = touched_rows(files_table, changes.touched)
+        rows = self._embed(changes, chunks_table, plan.dim, bar)
+        self._write(changes, rows, touched, chunks_table, files_table, plan.dim)
+        self._commit(chunks_table, files_table, plan.dim)
 
-    def _touched_rows(self, files_table, touched) -> list[dict]:
-        """New rows for files whose content is unchanged (new mtime): the old rows with the new size and mtime."""
-        if not touched:
-            return []
-        by_key = {(s.repo, s.rel): s for s, _, _ in touched}
-        rows = []
-        for clause in _key_filters(list(by_key)):
-            for row in files_table.search().where(clause).limit(None).to_arrow().to_pylist():
-                source = by_key[(row["repo"], row["path"])]
-                rows.append(row | {"size": source.size, "mtime_ns": source.mtime_ns, "language": source.language})
-        return rows
+    # ------------------------------------------------------------------ plan
 
-    def _listing(self, name: str, root: Path, stats: WalkStats):
-        if self.rev is None:
-            return _DiskListing(name, root, stats)
-        from codeseer.index.gitsource import GitTree
-
-        tree = GitTree(root, self.rev, name)
-        self.commits[name] = tree.commit
-        old_commit = (self.state.revs or {}).get(name) if self.state is not None else None
-        return _GitListing(tree, old_commit, stats)
-
-    def _sourced(self, state: IndexState) -> IndexState:
-        """``state`` recording where its sources came from: every repo's root, git commits, the legacy ``root``."""
-        roots = self.state.repo_roots() if self.state is not None else {}
-        revs = dict(self.state.revs or {}) if self.state is not None else {}
-        for name, root in self.repos:
-            roots[name] = str(root)
-            if name in self.commits:
-                revs[name] = self.commits[name]
-            else:
-                revs.pop(name, None)
-        single = len(roots) == 1
-        return dataclasses.replace(
-            state,
-            root=next(iter(roots.values())) if single else os.path.commonpath(list(roots.values())),
-            roots=dict(sorted(roots.items())),
-            revs=dict(sorted(revs.items())) or None,
-            rev=next(iter(revs.values())) if single and revs else None,
-        )
-
-    def execute(self, bar: _Progress) -> None:
+    def _plan(self) -> _Plan:
+        """List every repo's files, and read what the committed snapshot holds for them."""
         _trace("walk")
         stats = WalkStats()
         listings = {name: self._listing(name, root, stats) for name, root in self.repos}
-        sources = [s for listing in listings.values() for s in listing.sources]
-        if self.state is None and not sources:
+        if self.state is None and not any(listing.sources for listing in listings.values()):
             for listing in listings.values():
                 listing.close()
             where = " or ".join(str(root) for _, root in self.repos) + (f" at {self.rev}" if self.rev else "")
@@ -646,93 +344,223 @@ class _IndexRun:
         # rewritten whole (every vector reused).
         upgrade = committed_files is not None and (
             not IndexStore.has_file_level(committed_files) or self.state.file_kinds != KIND_RULES)
+        return _Plan(stats, listings, dim, old_files, upgrade)
+
+    def _listing(self, name: str, root: Path, stats: WalkStats) -> DiskListing | GitListing:
+        if self.rev is None:
+            return DiskListing(name, root, stats, read_source)  # this module's read_source: tests race it
+        from codeseer.index.gitsource import GitTree
+
+        tree = GitTree(root, self.rev, name)
+        self.commits[name] = tree.commit
+        old_commit = (self.state.revs or {}).get(name) if self.state is not None else None
+        return GitListing(tree, old_commit, stats)
+
+    def _old_files(self, files_table) -> dict[tuple[str, str], dict]:
+        """Committed file rows by their key, (repo, path): metadata only (file texts stay on disk)."""
+        if self.state is None:
+            return {}
+        self._tables_have_repo = "repo" in files_table.schema.names
+        columns = [c for c in FILE_METADATA if c in files_table.schema.names]
+        table = files_table.search().select(columns).limit(None).to_arrow()
+        legacy = self._legacy_repo
+        return {(row.get("repo") or legacy, row["path"]): row for row in table.to_pylist()}
+
+    # ------------------------------------------------------------------ chunk
+
+    def _chunk(self, plan: _Plan, bar: Progress) -> _Changes:
+        """Read each file that may have changed, chunk those whose content did, and note the ones gone."""
         _trace("chunk")
-        indexed = set(listings)  # the index's other repos are left exactly as they are
-        seen = {(f.repo, f.rel) for f in sources}
-        deleted = sorted(key for key in old_files if key[0] in indexed and key not in seen)
-        candidates = [f for listing in listings.values() for f in listing.candidates(old_files, everything=upgrade)]
-
-        changed: list[tuple[SourceFile, str, list[Chunk]]] = []
-        file_rows_new: list[dict] = []
-        touched: list[tuple[SourceFile, str, int]] = []
-        unreadable: set[tuple[str, str]] = set()
+        indexed = set(plan.listings)  # the index's other repos are left exactly as they are
+        seen = {(f.repo, f.rel) for listing in plan.listings.values() for f in listing.sources}
+        changes = _Changes(deleted=sorted(key for key in plan.old_files if key[0] in indexed and key not in seen))
+        candidates = [f for listing in plan.listings.values()
+                      for f in listing.candidates(plan.old_files, everything=plan.upgrade)]
         advance = bar.task("chunking", len(candidates))
-        digests: dict[int, str] = {}
-        texts: dict[int, str] = {}  # changed files' text, for their file-level row
-
-        def read(source: SourceFile) -> tuple[str, str, str | None] | None:
-            """The chunking job of a changed file; None for an unreadable, build-output or unchanged one."""
-            text = listings[source.repo].read(source, stats)
-            if text is not None and is_build_output(source.rel, source.language, text):
-                stats.skip("build output")
-                text = None
-            if text is None:
-                unreadable.add((source.repo, source.rel))
-                return None
-            digest = content_hash(text)
-            old = None if upgrade else old_files.get((source.repo, source.rel))
-            if old is not None and old["file_hash"] == digest:
-                touched.append((source, digest, old["chunks"]))
-                return None
-            digests[id(source)] = digest
-            texts[id(source)] = text
-            return source.rel, text, source.language
-
+        read = functools.partial(self._read_changed, plan, changes)
         try:
             workers = chunk_workers(len(candidates))
             self.report.chunk_workers = workers
             for source, job, chunks in chunk_files(candidates, read, workers=workers, on_file=lambda: advance(1)):
                 if job is not None:
-                    changed.append((source, digests.pop(id(source)), chunks))
-                    file_rows_new.append(_file_row(source, changed[-1][1], chunks, texts.pop(id(source))))
+                    digest = changes.digests.pop(id(source))
+                    changes.changed.append((source, digest, chunks))
+                    changes.file_rows.append(file_row(source, digest, chunks, changes.texts.pop(id(source))))
         finally:
-            for listing in listings.values():
+            for listing in plan.listings.values():
                 listing.close()
         # A file that became unreadable (binary, not UTF-8) leaves the index like a deleted one.
-        deleted += sorted(p for p in unreadable if p in old_files)
+        changes.deleted += sorted(p for p in changes.unreadable if p in plan.old_files)
+        self._report_changes(plan, changes)
+        return changes
+
+    def _read_changed(self, plan: _Plan, changes: _Changes, source: SourceFile) -> tuple[str, str, str | None] | None:
+        """The chunking job of a changed file; None for an unreadable, build-output or unchanged one."""
+        text = plan.listings[source.repo].read(source, plan.stats)
+        if text is not None and is_build_output(source.rel, source.language, text):
+            plan.stats.skip("build output")
+            text = None
+        if text is None:
+            changes.unreadable.add((source.repo, source.rel))
+            return None
+        digest = content_hash(text)
+        old = None if plan.upgrade else plan.old_files.get((source.repo, source.rel))
+        if old is not None and old["file_hash"] == digest:
+            changes.touched.append((source, digest, old["chunks"]))
+            return None
+        changes.digests[id(source)] = digest
+        changes.texts[id(source)] = text
+        return source.rel, text, source.language
+
+    def _report_changes(self, plan: _Plan, changes: _Changes) -> None:
+        """What the chunk step found, in the report (and for --rev, what git gave)."""
         if self.rev is not None:
-            diffs = [listing.changed for listing in listings.values()]
+            diffs = [listing.changed for listing in plan.listings.values()]
             self.report.commits = dict(self.commits)
             self.report.diff_files = None if any(d is None for d in diffs) else sum(len(d) for d in diffs)
-            self.report.blobs_read = sum(listing.tree.blobs_read for listing in listings.values())
+            self.report.blobs_read = sum(listing.tree.blobs_read for listing in plan.listings.values())
+        self.report.skipped = dict(plan.stats.skipped)
+        self.report.changed_files = len(changes.changed)
+        self.report.deleted_files = len(changes.deleted)
 
-        self.report.skipped = dict(stats.skipped)
-        self.report.changed_files = len(changed)
-        self.report.deleted_files = len(deleted)
-        if self.state is not None and not (changed or touched or deleted) and not self._ann_pending():
-            state = self._sourced(self.state)
-            same = all(getattr(state, k) == getattr(self.state, k) for k in ("root", "roots", "revs", "rev"))
-            # (Several repos in tables without a repo column take the write path below, which adds it.)
-            if same or self._tables_have_repo or len(state.roots) == 1:
-                if not same or self.store.stale_roots:  # no file changed, but a revision or a root did: record it
-                    _trace("commit")
-                    self.store.write_state(dataclasses.replace(state, updated_at=IndexState.now()))
-                self._finish_counts(self.state)
-                _trace("done")
-                return
+    def _unchanged(self, changes: _Changes) -> bool:
+        """True when no file changed and --ann wants nothing: the run ends here, committing at most a
+        new revision or root (no table is written)."""
+        if self.state is None or changes.changed or changes.touched or changes.deleted or self._ann_pending():
+            return False
+        state = record_sources(self.state, self.state, self.repos, self.commits)
+        same = all(getattr(state, k) == getattr(self.state, k) for k in ("root", "roots", "revs", "rev"))
+        # (Several repos in tables without a repo column take the write path, which adds it.)
+        if not (same or self._tables_have_repo or len(state.roots) == 1):
+            return False
+        if not same or self.store.stale_roots:  # no file changed, but a revision or a root did: record it
+            _trace("commit")
+            self.store.write_state(dataclasses.replace(state, updated_at=IndexState.now()))
+        self._finish_counts(self.state)
+        _trace("done")
+        return True
 
+    def _ann_pending(self) -> bool:
+        """Whether --ann wants the vector index built, retrained or dropped: an unchanged tree then still writes."""
+        chunks = self.store.snapshot(self.state)[0]
+        self.report.ann = ann_status(chunks).index_type
+        return ann_plan(chunks, self.precision, self.ann) in ("build", "rebuild", "drop")
+
+    # ------------------------------------------------------------------ embed
+
+    def _open_tables(self, dim: int):
+        """The tables this run writes new versions of, brought to the current layout first."""
         chunks_table, files_table = self.store.writable_tables(self.state, dim, self.precision)
         if self.state is not None:  # an index from before the repo column gets one (its only repo)
             self.store.ensure_repo_column((chunks_table, files_table), self._legacy_repo)
             self.store.upgrade_tables(chunks_table, files_table)
-        touched_rows = self._touched_rows(files_table, touched)
-        stale_paths = [(s.repo, s.rel) for s, _, _ in changed] + deleted
-        rows = self._build_rows(changed, file_rows_new, chunks_table, dim, bar)
-        _stamp_repos(rows, changed)
+        return chunks_table, files_table
 
+    def _embed(self, changes: _Changes, chunks_table, dim: int, bar: Progress) -> list[dict]:
+        """The changed files' chunk rows, each with its vector: reused where the index, a journal or the
+        machine-wide cache has it, else embedded now."""
+        pending: list[tuple[Chunk, str, str]] = []
+        kinds: list[str] = []  # each pending chunk's file kind
+        for (_source, _digest, chunks), row in zip(changes.changed, changes.file_rows, strict=True):
+            for chunk in chunks:
+                text = embed_text(chunk.symbol, chunk.text)
+                pending.append((chunk, text, content_hash(text)))
+                kinds.append(row["file_kind"])
+        if not pending:
+            return []
+        known = known_vectors(self.store, self.state, chunks_table, self.codec, self.report.model,
+                              {h for _, _, h in pending}, dim)
+        missing: dict[str, str] = {}
+        for _chunk, text, digest in pending:
+            if digest not in known:
+                missing.setdefault(digest, text)
+        cache = self._vector_cache(dim) if missing else None
+        if cache is not None:  # another index on this machine may have embedded them already
+            hits = cache.get(missing)
+            known.update(hits)
+            for digest in hits:
+                del missing[digest]
+            self.report.cached_chunks = len(hits)
+        self.report.embedded_chunks = len(missing)
+        self.report.reused_chunks = len(pending) - sum(1 for _, _, h in pending if h in missing)
+        if missing:
+            self._embed_missing(missing, known, cache, dim, bar)
+        if cache is not None:
+            cache.close()
+        self.codec.calibrate(np.stack([known[h] for _, _, h in pending]))
+        stored = dict(zip(known, self.codec.encode(np.stack(list(known.values())))))
+        rows = [chunk_row(chunk, digest, stored[digest], kind) for (chunk, _text, digest), kind in zip(pending, kinds)]
+        stamp_repos(rows, changes.changed)
+        return rows
+
+    def _vector_cache(self, dim: int) -> VectorCache | None:
+        """The machine-wide cache for this run's encoder, or None (disabled, or an encoder without a fingerprint)."""
+        if not cache_enabled():
+            return None
+        return vector_cache(self.embedder, dim)
+
+    def _embed_missing(self, missing: dict[str, str], known: dict[str, np.ndarray], cache: VectorCache | None,
+                       dim: int, bar: Progress) -> None:
+        """Embed the texts no index, journal or cache had (``missing``: hash -> text) into ``known``,
+        journaling each slab as it comes: a killed run keeps them, and the next run finishes the work."""
+        journal = self.store.journal(self.report.model, dim)
+        # Longest first: each slab then holds texts of similar length (little padding), and the
+        # progress bar's estimate only improves as the run goes.
+        hashes = sorted(missing, key=lambda h: -len(missing[h]))
+        advance = bar.task("embedding", len(hashes))
+
+        _trace("model")
+
+        def save(start: int, vectors: np.ndarray) -> None:
+            _trace(f"embed {start}")
+            batch = hashes[start : start + len(vectors)]
+            journal.add(pa.Table.from_pydict(
+                {"content_hash": batch, "vector": list(vectors)}, schema=journal.schema
+            ))
+            known.update(zip(batch, vectors))
+            self.journaled += len(vectors)
+            if cache is not None:
+                cache.put(batch, vectors)
+            advance(len(vectors))
+
+        self.embedder.encode_documents([missing[h] for h in hashes], on_slab=save)
+
+    # ------------------------------------------------------------------ write
+
+    def _write(self, changes: _Changes, rows: list[dict], touched_rows: list[dict], chunks_table, files_table,
+               dim: int) -> None:
+        """New table versions without the changed and deleted files' old rows, with their new ones; then
+        the BM25 and ANN indexes. Nothing here is committed yet: readers still see the old snapshot."""
+        stale_paths = [(s.repo, s.rel) for s, _, _ in changes.changed] + changes.deleted
         _trace("write")
-        for clause in _key_filters(stale_paths + [(s.repo, s.rel) for s, _, _ in touched]):
+        for clause in key_filters(stale_paths + [(s.repo, s.rel) for s, _, _ in changes.touched]):
             files_table.delete(clause)
-        for clause in _key_filters(stale_paths):
+        for clause in key_filters(stale_paths):
             chunks_table.delete(clause)
         if rows:
             chunks_table.add(pa.Table.from_pylist(rows, schema=chunk_schema(dim, self.precision)))
-        file_rows = file_rows_new + touched_rows
+        file_rows = changes.file_rows + touched_rows
         if file_rows:
             files_table.add(pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA))
         _trace("fts")
         self._prepare_for_commit(chunks_table, files_table)
 
+    def _prepare_for_commit(self, chunks_table, files_table) -> None:
+        """Compact and bring the BM25 and ANN indexes up to date, deleting nothing the committed state uses."""
+        for table in (chunks_table, files_table):
+            table.optimize(cleanup_older_than=NEVER)
+        for table, columns in ((chunks_table, (FTS_COLUMN,)), (files_table, (FTS_COLUMN, PATH_COLUMN))):
+            have = fts_columns(table)
+            for column in columns:
+                if column not in have and table.count_rows():
+                    table.create_index(column, config=fts_config(), replace=True)
+        _trace("ann")
+        self.report.ann = ensure_ann(chunks_table, self.precision, self.ann).index_type
+
+    # ------------------------------------------------------------------ commit
+
+    def _commit(self, chunks_table, files_table, dim: int) -> None:
+        """The commit point, ``state.json`` naming the new table versions; then housekeeping."""
         state = IndexState(
             root=str(self.root),
             model=self.report.model,
@@ -747,7 +575,7 @@ class _IndexRun:
             calibration=self.codec.calibration,
             file_kinds=KIND_RULES,
         )
-        state = self._sourced(state)
+        state = record_sources(state, self.state, self.repos, self.commits)
         _trace("commit")
         self.store.write_state(state)
         _trace("cleanup")
@@ -767,237 +595,3 @@ class _IndexRun:
     def _finish_counts(self, state: IndexState) -> None:
         self.report.files = state.files
         self.report.chunks = state.chunks
-
-    def _build_rows(self, changed, file_rows, chunks_table, dim, bar) -> list[dict]:
-        pending: list[tuple[Chunk, str, str]] = []
-        kinds: list[str] = []  # each pending chunk's file kind
-        for (_source, _digest, chunks), file_row in zip(changed, file_rows, strict=True):
-            for chunk in chunks:
-                text = embed_text(chunk)
-                pending.append((chunk, text, content_hash(text)))
-                kinds.append(file_row["file_kind"])
-        if not pending:
-            return []
-        known = self._known_vectors(chunks_table, {h for _, _, h in pending}, dim)
-        missing: dict[str, str] = {}
-        for _chunk, text, digest in pending:
-            if digest not in known:
-                missing.setdefault(digest, text)
-        cache = None
-        if missing:
-            cache = self._vector_cache(dim)
-            if cache is not None:  # another index on this machine may have embedded them already
-                hits = cache.get(missing)
-                known.update(hits)
-                for digest in hits:
-                    del missing[digest]
-                self.report.cached_chunks = len(hits)
-        self.report.embedded_chunks = len(missing)
-        self.report.reused_chunks = len(pending) - sum(
-            1 for _, _, h in pending if h in missing
-        )
-        if missing:
-            journal = self.store.journal(self.report.model, dim)
-            # Longest first: each slab then holds texts of similar length (little padding), and the
-            # progress bar's estimate only improves as the run goes.
-            hashes = sorted(missing, key=lambda h: -len(missing[h]))
-            advance = bar.task("embedding", len(hashes))
-
-            _trace("model")
-
-            def save(start: int, vectors: np.ndarray) -> None:
-                _trace(f"embed {start}")
-                batch = hashes[start : start + len(vectors)]
-                journal.add(pa.Table.from_pydict(
-                    {"content_hash": batch, "vector": list(vectors)}, schema=journal.schema
-                ))
-                known.update(zip(batch, vectors))
-                self.journaled += len(vectors)
-                if cache is not None:
-                    cache.put(batch, vectors)
-                advance(len(vectors))
-
-            self.embedder.encode_documents([missing[h] for h in hashes], on_slab=save)
-        if cache is not None:
-            cache.close()
-        self.codec.calibrate(np.stack([known[h] for _, _, h in pending]))
-        stored = dict(zip(known, self.codec.encode(np.stack(list(known.values())))))
-        rows = []
-        for (chunk, _text, digest), kind in zip(pending, kinds):
-            rows.append(
-                {
-                    "chunk_id": chunk_id(chunk, digest),
-                    "path": chunk.path,
-                    "language": chunk.language,
-                    "start_line": chunk.start_line,
-                    "end_line": chunk.end_line,
-                    "symbol": chunk.symbol,
-                    "kind": chunk.kind,
-                    "content_hash": digest,
-                    "text": chunk.text,
-                    "search_text": lexical_text(*[chunk.symbol] * SYMBOL_BOOST, chunk.text),
-                    "vector": stored[digest],
-                    "file_kind": kind,
-                }
-            )
-        return rows
-
-    def _vector_cache(self, dim: int) -> VectorCache | None:
-        """The machine-wide cache for this embedder, or None (disabled, or an embedder without a fingerprint)."""
-        if not cache_enabled():
-            return None
-        fingerprint = getattr(self.embedder, "fingerprint", None)
-        if fingerprint is None:
-            return None
-        try:
-            return VectorCache(fingerprint(), dim)
-        except Exception:  # a cache must never stop indexing
-            return None
-
-    def _known_vectors(self, chunks_table, wanted: set[str], dim: int) -> dict[str, np.ndarray]:
-        """Vectors we already have for these hashes: in the index (any path) or in a journal."""
-        known: dict[str, np.ndarray] = {}
-        if self.state is not None and wanted:
-            hashes = column_values(chunks_table, "content_hash")
-            reusable = sorted(wanted.intersection(hashes))
-            for batch in _batches(reusable, 500):
-                table = chunks_table.search().where(sql_in("content_hash", batch)).select(
-                    ["content_hash", "vector"]
-                ).limit(None).to_arrow()
-                vectors = self.codec.decode(np.stack(table["vector"].to_numpy(zero_copy_only=False)))
-                known.update(zip(table["content_hash"].to_pylist(), vectors))
-        journal = self.store.journal(self.report.model, dim)
-        try:
-            table = journal.to_arrow() if journal.count_rows() else None
-        except Exception:  # a drop cut short by a kill can leave the manifest without its data files
-            self.store.drop_journal(self.report.model, dim)
-            table = None
-        if table is not None:
-            for digest, vector in zip(table["content_hash"].to_pylist(), table["vector"].to_pylist()):
-                if digest in wanted:
-                    known[digest] = np.asarray(vector, dtype=np.float32)
-        return known
-
-    def _prepare_for_commit(self, chunks_table, files_table) -> None:
-        """Compact and bring the BM25 and ANN indexes up to date, deleting nothing the committed state uses."""
-        for table in (chunks_table, files_table):
-            table.optimize(cleanup_older_than=NEVER)
-        for table, columns in ((chunks_table, (FTS_COLUMN,)), (files_table, (FTS_COLUMN, PATH_COLUMN))):
-            have = fts_columns(table)
-            for column in columns:
-                if column not in have and table.count_rows():
-                    table.create_index(column, config=fts_config(), replace=True)
-        _trace("ann")
-        self.report.ann = ensure_ann(chunks_table, self.precision, self.ann).index_type
-
-    def _ann_pending(self) -> bool:
-        """Whether --ann wants the vector index built, retrained or dropped: an unchanged tree then still writes."""
-        chunks = self.store.snapshot(self.state)[0]
-        self.report.ann = ann_status(chunks).index_type
-        return ann_plan(chunks, self.precision, self.ann) in ("build", "rebuild", "drop")
-
-
-def _file_row(source: SourceFile, digest: str, chunks: list[Chunk], text: str) -> dict:
-    """A file's row: metadata, its kind, and the file-level evidence the file ranker reads."""
-    symbols: dict[str, None] = {}
-    for chunk in chunks:
-        if chunk.symbol and chunk.kind in DEFINITION_KINDS:
-            symbols[chunk.symbol] = None
-            symbols[chunk.symbol.rsplit(".", 1)[-1]] = None
-    path_text = path_words(source.rel)
-    return {
-        "repo": source.repo,
-        "path": source.rel,
-        "language": source.language,
-        "size": source.size,
-        "mtime_ns": source.mtime_ns,
-        "file_hash": digest,
-        "chunks": len(chunks),
-        "file_kind": file_kind(source.rel, source.language, text),
-        "symbols": list(symbols),
-        "path_text": lexical_text(path_text),
-        "search_text": lexical_text(path_text, text),
-    }
-
-
-def _stamp_repos(rows: list[dict], changed) -> None:
-    """Give each new chunk row its repo, and an id that includes it.
-
-    Rows are matched to their files by content, not by position: rows that differ only in their repo
-    are interchangeable, so this holds however the rows were built (and keeps row building repo-free).
-    """
-    owners: dict[tuple, list[str]] = {}
-    for source, _digest, chunks in changed:
-        for c in chunks:
-            owners.setdefault((c.path, c.start_line, c.end_line, c.symbol, c.kind, c.text), []).append(source.repo)
-    for row in rows:
-        repo = owners[(row["path"], row["start_line"], row["end_line"], row["symbol"], row["kind"], row["text"])].pop()
-        row["repo"] = repo
-        row["chunk_id"] = _chunk_id(row["path"], row["start_line"], row["end_line"], row["content_hash"], repo)
-
-
-def _key_filters(keys: list[tuple[str, str]], size: int = 500):
-    """Filters selecting the rows of these (repo, path) file keys, a few hundred paths at a time."""
-    by_repo: dict[str, list[str]] = {}
-    for repo, path in keys:
-        by_repo.setdefault(repo, []).append(path)
-    for repo, paths in sorted(by_repo.items()):
-        for batch in _batches(paths, size):
-            yield f"repo = {sql_quote(repo)} AND {sql_in('path', batch)}"
-
-
-class _DiskListing:
-    """A repo's files as they are on disk (the walker); a file is read again when its mtime or size moved."""
-
-    changed = None
-
-    def __init__(self, name: str, root: Path, stats: WalkStats) -> None:
-        self.sources = [dataclasses.replace(s, repo=name) for s in walk(root, stats)]
-
-    def candidates(self, old_files: dict, everything: bool = False) -> list[SourceFile]:
-        if everything:
-            return list(self.sources)
-        out = []
-        for f in self.sources:
-            old = old_files.get((f.repo, f.rel))
-            if old is None or (old["mtime_ns"], old["size"]) != (f.mtime_ns, f.size):
-                out.append(f)
-        return out
-
-    def read(self, source: SourceFile, stats: WalkStats) -> str | None:
-        return read_source(source, stats)
-
-    def close(self) -> None:
-        pass
-
-
-class _GitListing:
-    """A repo at a git commit; after an earlier commit was indexed, only what ``git diff`` names is read."""
-
-    def __init__(self, tree, old_commit: str | None, stats: WalkStats) -> None:
-        self.tree = tree
-        self.old_commit = old_commit
-        self.sources = tree.list_sources(stats)
-        self.changed = tree.changed_paths(old_commit)
-
-    def candidates(self, old_files: dict, everything: bool = False) -> list[SourceFile]:
-        if self.changed is None or everything:  # nothing to diff against: every file is read (unchanged ones only touched)
-            return list(self.sources)
-        # A file not indexed before and not in the diff was skipped at the old commit (binary...) and
-        # still is; only when an ignore file changed may one that was ignored then be listed now.
-        rules_changed = any(p.rpartition("/")[2] in IGNORE_FILES for p in self.changed)
-        listed_before = {s.rel for s in self.tree.list_sources(WalkStats(), self.old_commit)} if rules_changed else set()
-        return [f for f in self.sources
-                if f.rel in self.changed
-                or (rules_changed and (f.repo, f.rel) not in old_files and f.rel not in listed_before)]
-
-    def read(self, source: SourceFile, stats: WalkStats) -> str | None:
-        return self.tree.read(source, stats)
-
-    def close(self) -> None:
-        self.tree.close()
-
-
-def _batches(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -243,6 +243,18 @@ def column_values(table, column: str) -> list:
     return table.search().select([column]).limit(None).to_arrow().column(column).to_pylist()
 
 
+def read_arrow(table, columns: list[str], where: str | None = None) -> pa.Table:
+    """The rows of ``table`` that match ``where`` (all without), only ``columns``."""
+    builder = table.search()
+    if where:
+        builder = builder.where(where)
+    return builder.select(columns).limit(None).to_arrow()
+
+
+def read_rows(table, columns: list[str], where: str | None = None) -> list[dict]:
+    return read_arrow(table, columns, where).to_pylist()
+
+
 def fts_columns(table) -> list[str]:
     """The columns of ``table`` that have a BM25 (full-text) index."""
     return [column for idx in table.list_indices() if idx.index_type == "FTS" for column in idx.columns]
@@ -579,3 +591,10 @@ class IndexStore:
             yield
         finally:
             fh.close()
+
+
+def open_store(index_dir: Path | str | None = None, *, cwd: Path | None = None) -> IndexStore:
+    """``index_dir`` when given, else the index of the repository around ``cwd`` (``.codeseer``)."""
+    if index_dir:
+        return IndexStore.open_existing(Path(index_dir).expanduser())
+    return IndexStore.find(cwd or Path.cwd())

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codeseer.paths import cache_dir
+
 CACHE_FILE = "vectors.sqlite"
 _BATCH = 500  # SQLite's default variable limit is 999 on old builds
 
@@ -30,7 +32,7 @@ def cache_path() -> Path:
     setting = os.environ.get("CODESEER_VECTOR_CACHE", "").strip()
     if setting and setting.lower() not in _OFF + ("1", "true", "yes", "on"):
         return Path(setting).expanduser()
-    return Path(os.environ.get("CODESEER_CACHE", Path.home() / ".cache" / "codeseer")).expanduser() / CACHE_FILE
+    return cache_dir() / CACHE_FILE
 
 
 def cache_enabled() -> bool:

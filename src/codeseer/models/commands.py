@@ -168,7 +168,7 @@ def embed_command(
 
       codeseer embed "sort a list" --model ./my-decoder --pooling last --json
     """
-    from codeseer.models.embedder import Embedder
+    from codeseer.models.factory import load_embedder
 
     if texts == ["-"]:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
@@ -177,7 +177,7 @@ def embed_command(
     role = check_role(role)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        embedder = Embedder(model, recipe=recipe, task=task, pooling=pooling, dim=dim, backend=backend,
+        embedder = load_embedder(model, recipe=recipe, task=task, pooling=pooling, dim=dim, backend=backend,
                             quantize=int8, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code)
         vectors = embedder.encode(texts, role=role)
     seen = set()

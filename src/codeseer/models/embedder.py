@@ -30,6 +30,7 @@ from codeseer.models.registry import (
     ModelRecipe,
     find_recipe,
     get_recipe,
+    split_members,
 )
 from codeseer.models.tasks import DEFAULT_TASK, DOCUMENT, QUERY, check_role, get_task
 
@@ -105,7 +106,7 @@ def resolve_model(model: str | None) -> ResolvedModel:
     """Map a user's ``--model`` to a stable name and a loadable location, preferring local files."""
     if model is None or model.strip().lower() == "default":
         model = DEFAULT_MODEL
-    from codeseer.models.ensemble import resolve_ensemble, split_members
+    from codeseer.models.ensemble import resolve_ensemble
 
     members = split_members(model)
     if members is not None:
@@ -204,15 +205,6 @@ class Embedder:
     (:mod:`codeseer.models.ensemble`).
     """
 
-    def __new__(cls, model: str | None = None, **kwargs):
-        """``Embedder("a+b")`` builds an :class:`~codeseer.models.ensemble.EnsembleEmbedder`."""
-        if cls is Embedder:
-            from codeseer.models.ensemble import EnsembleEmbedder, split_members
-
-            if split_members(model) is not None:
-                cls = EnsembleEmbedder
-        return super().__new__(cls)
-
     def __init__(
         self,
         model: str | None = None,
@@ -232,6 +224,8 @@ class Embedder:
         trust_remote_code: bool | None = None,
         onnx_cache_dir: str | Path | None = None,
     ) -> None:
+        if split_members(model) is not None:
+            raise CodeseerError(f"{model!r} is an ensemble: build it with codeseer.models.load_embedder")
         self.resolved = resolve_model(model)
         self.device = device
         self.batch_size = batch_size
@@ -401,6 +395,10 @@ class Embedder:
     @property
     def max_seq_length(self) -> int | None:
         return getattr(self._encoder, "max_length", None)
+
+    def close(self) -> dict[str, int]:
+        """Nothing to release in this process (the :class:`~codeseer.models.encoder.Encoder` contract)."""
+        return {}
 
     def fingerprint(self) -> str:
         """Identifies the vectors this embedder makes for documents: weights, recipe, prefix, dim, numerics.

@@ -14,29 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 
 from codeseer.errors import CodeseerError
 from codeseer.models.embedder import Embedder, ResolvedModel, resolve_model
+from codeseer.models.registry import ENSEMBLE_SEPARATOR as SEPARATOR  # noqa: F401  (the ensemble spelling)
+from codeseer.models.registry import split_members
 from codeseer.models.tasks import DEFAULT_TASK, DOCUMENT, QUERY, check_role, get_task
 
-SEPARATOR = "+"
 FAMILY = "ensemble"
-
-
-def split_members(model: str | None) -> list[str] | None:
-    """The member specs of ``a+b[+c...]``, or None when ``model`` names one model.
-
-    A path that exists is one model even when its name has a ``+`` in it.
-    """
-    if not model or SEPARATOR not in model or Path(model).expanduser().exists():
-        return None
-    members = [m.strip() for m in model.split(SEPARATOR)]
-    if any(not m for m in members):
-        raise CodeseerError(f"empty model name in ensemble {model!r}: write it as MODEL+MODEL[+MODEL...]")
-    return members
 
 
 def resolve_ensemble(members: Sequence[str]) -> ResolvedModel:
@@ -48,7 +35,7 @@ def resolve_ensemble(members: Sequence[str]) -> ResolvedModel:
 
 
 class EnsembleEmbedder(Embedder):
-    """Built by ``Embedder("a+b", ...)``; the options that apply to every member pass through to each."""
+    """Built by ``load_embedder("a+b", ...)``; the options that apply to every member pass through to each."""
 
     def __init__(
         self,

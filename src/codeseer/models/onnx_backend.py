@@ -6,7 +6,7 @@ normalisation are the only steps outside the graph. Exports use ``torch.onnx.exp
 exporter, no optimum) with eager attention and dynamic batch/sequence axes, traced on a padded batch so
 the mask path is part of the graph. Optional dynamic int8 quantisation uses
 ``onnxruntime.quantization.quantize_dynamic`` with per-channel weight scales. Exported models are cached under
-``~/.cache/codeseer/onnx/<hash>`` (``CODESEER_ONNX_CACHE`` or ``XDG_CACHE_HOME`` move it); the hash
+``$CODESEER_CACHE/onnx/<hash>`` (see :mod:`codeseer.paths`; ``CODESEER_ONNX_CACHE`` moves it alone); the hash
 covers the weights' files (name, size, mtime), the pooling rule, the family and the tool versions.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codeseer.paths import cache_dir
 from codeseer.errors import CodeseerError
 from codeseer.models.backends import (
     FolderInfo,
@@ -47,8 +48,7 @@ META_FILE = "meta.json"
 def cache_root() -> Path:
     if os.environ.get("CODESEER_ONNX_CACHE"):
         return Path(os.environ["CODESEER_ONNX_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "codeseer" / "onnx"
+    return cache_dir() / "onnx"
 
 
 def _weights_fingerprint(folder: Path) -> list:

@@ -10,6 +10,7 @@ same weights (air-gapped machines).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from codeseer.errors import CodeseerError
 from codeseer.models.tasks import DOCUMENT, QUERY, TASKS, get_task
@@ -74,10 +75,6 @@ class ModelRecipe:
         for p in self.prompts:
             if p.task != ALL_TASKS and p.task not in TASKS:
                 raise ValueError(f"{self.hub_id}: prompt for unknown task {p.task}")
-
-    @property
-    def has_matryoshka(self) -> bool:
-        return bool(self.matryoshka_dims)
 
     @property
     def supported_tasks(self) -> tuple[str, ...]:
@@ -307,3 +304,44 @@ def get_recipe(name: str) -> ModelRecipe:
 
 def all_recipes() -> list[ModelRecipe]:
     return list(_RECIPES)
+
+
+ENSEMBLE_SEPARATOR = "+"
+
+
+def split_members(model: str | None) -> list[str] | None:
+    """The member specs of ``a+b[+c...]``, or None when ``model`` names one model.
+
+    A path that exists is one model even when its name has a ``+`` in it.
+    """
+    if not model or ENSEMBLE_SEPARATOR not in model or Path(model).expanduser().exists():
+        return None
+    members = [m.strip() for m in model.split(ENSEMBLE_SEPARATOR)]
+    if any(not m for m in members):
+        raise CodeseerError(f"empty model name in ensemble {model!r}: write it as MODEL+MODEL[+MODEL...]")
+    return members
+
+
+def _recipe_prefixes(recipe: ModelRecipe | None, task: str) -> tuple[str, str] | None:
+    if recipe is None:
+        return None
+    try:
+        return recipe.prefix(task, QUERY), recipe.prefix(task, DOCUMENT)
+    except CodeseerError:
+        return None
+
+
+def task_prefixes(model: str, recipe: str | None, task: str) -> tuple | None:
+    """(query prefix, document prefix) that ``model`` (or its ``recipe``) gives ``task``; None without a recipe.
+
+    For an ensemble (``a+b``) each side is a tuple with one prefix per member, and None only when
+    no member has a recipe, so two tasks compare equal exactly when every member encodes alike.
+    """
+    members = None if recipe else split_members(model)
+    if not members:
+        return _recipe_prefixes(find_recipe(recipe or model), task)
+    each = [_recipe_prefixes(find_recipe(m), task) for m in members]
+    if all(p is None for p in each):
+        return None
+    each = [p or ("", "") for p in each]
+    return tuple(p[0] for p in each), tuple(p[1] for p in each)

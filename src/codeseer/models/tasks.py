@@ -47,6 +47,10 @@ TASKS: dict[str, Task] = {
 }
 
 DEFAULT_TASK = "nl2code"
+# The task each retrieval app asks its query in.
+TASK_SEARCH = "nl2code"  # search, locate, context
+TASK_SIMILAR = "code2code"  # similar
+TASK_DOCS = "code2nl"  # docs, stale-docs
 
 # Other spellings people (and model cards) use for the same task.
 _ALIASES = {

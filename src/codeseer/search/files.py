@@ -40,7 +40,7 @@ from codeseer.errors import CodeseerError
 from codeseer.index.filekinds import SOURCE
 from codeseer.index.store import before_file_kinds, sql_in, sql_quote
 from codeseer.search.evidence import file_mentions, path_word_set, quoted_identifiers, scope_words, words_match
-from codeseer.search.lexical import FTS_COLUMN, PATH_COLUMN, lexical_query
+from codeseer.text.lexical import FTS_COLUMN, PATH_COLUMN, lexical_query
 
 __all__ = ["FEATURES", "FileCandidates", "FileRanker", "RankedFile", "RankerWeights", "load_weights"]
 
@@ -238,7 +238,7 @@ class FileRanker:
         features[:, 0] = self._bm25(FTS_COLUMN, text, where, position, len(rows))
         features[:, 1] = self._bm25(PATH_COLUMN, text, where, position, len(rows))
 
-        dense = searcher.nearest(vector, where, DENSE_CHUNKS)
+        dense = searcher.dense_rows(vector, where, DENSE_CHUNKS)
         lexical = searcher.lexical_rows(text, where, LEXICAL_CHUNKS)
         hits = self._file_hits(dense, lexical, text, position)
         features[:, 2], features[:, 3] = self._dense_features(dense, position, len(rows))
@@ -356,4 +356,4 @@ class FileRanker:
         where = f"path = {sql_quote(path)}"
         if repo is not None and self.searcher.has_repo:
             where += f" AND repo = {sql_quote(repo)}"
-        return self.searcher.nearest(vector, where, limit)
+        return self.searcher.dense_rows(vector, where, limit)

@@ -14,7 +14,7 @@ under it) is reported as damaged, with the ``codeseer index --repair`` hint.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,24 @@ from codeseer.errors import CodeseerError
 from codeseer.index.ann import ann_search
 from codeseer.index.ann import for_search as ann_for_search
 from codeseer.index.quantize import RESCORE_FACTOR, Codec
-from codeseer.index.store import IndexStore, before_file_kinds, column_values, damaged, sql_in
+from codeseer.index.store import (
+    IndexStore,
+    before_file_kinds,
+    column_values,
+    damaged,
+    open_store,
+    read_rows,
+    sql_in,
+    sql_quote,
+)
 from codeseer.models.embedder import Embedder, resolve_model
+from codeseer.models.factory import load_embedder
+from codeseer.models.pooling import l2_normalize as normalise
+from codeseer.models.registry import task_prefixes
+from codeseer.models.tasks import DEFAULT_TASK
 from codeseer.search.fusion import FUSION_METHODS, fused_rows
-from codeseer.search.lexical import FTS_COLUMN, lexical_query
+from codeseer.text.lexical import FTS_COLUMN, lexical_query
+from codeseer.search.records import CHUNK_COLUMNS, ChunkRef, Hit, shown_path  # noqa: F401  (Hit, shown_path: the searcher's own words)
 
 MODES = ("hybrid", "dense", "lexical")
 LANGUAGE_ALIASES = {
@@ -35,40 +49,9 @@ LANGUAGE_ALIASES = {
     "cs": "csharp", "c#": "csharp", "c++": "cpp", "cc": "cpp", "kt": "kotlin", "rb": "ruby",
     "md": "markdown", "golang": "go",
 }
-_COLUMNS = ["chunk_id", "path", "language", "start_line", "end_line", "symbol", "kind", "text"]
 from codeseer.limits import MAX_K, MAX_QUERY_CHARS  # noqa: E402
 from codeseer.limits import MAX_LIST as MAX_LANGUAGES  # noqa: E402
 from codeseer.limits import MAX_LIST as MAX_REPOS  # noqa: E402
-
-
-@dataclass
-class Hit:
-    path: str
-    start_line: int
-    end_line: int
-    symbol: str
-    language: str
-    kind: str
-    score: float
-    text: str
-    repo: str | None = None  # set only in an index of several repositories
-    file_kind: str | None = None  # the file's kind (source, test, docs, ...); None in indexes from before kinds
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        for key in ("repo", "file_kind"):
-            if data[key] is None:
-                del data[key]
-        return data
-
-    @property
-    def shown_path(self) -> str:
-        return shown_path(self.repo, self.path)
-
-
-def shown_path(repo: str | None, path: str) -> str:
-    """``REPO/PATH`` in an index of several repositories (the form path arguments take), else ``PATH``."""
-    return f"{repo}/{path}" if repo else path
 
 
 def tie_margin(k: int) -> int:
@@ -155,6 +138,7 @@ class Searcher:
         self.chunks, self.files = store.snapshot(state)
         self.task = task
         self._embedders: dict[str, Embedder] = {task: embedder} if embedder is not None else {}
+        self._models_lock = threading.Lock()  # serve answers from threads: load each model once
         self.codec = Codec(state.precision, state.dim, state.calibration)
         self._int8_matrix = None
         self._int8_ids = None
@@ -166,18 +150,124 @@ class Searcher:
         except Exception as exc:
             raise damaged(store.directory, exc) from exc
 
+    # ------------------------------------------------------------------ models, one per query prefix
+
     @property
     def embedder(self) -> Embedder:
         return self.embedder_for(self.task)
 
     def embedder_for(self, task: str) -> Embedder:
-        """The index's model with the query prefix of ``task`` (search: nl2code, similar: code2code...)."""
-        if task not in self._embedders:
-            self._embedders[task] = Embedder(self.state.model, recipe=self.state.recipe, task=task, dim=self.state.dim)
-        embedder = self._embedders[task]
+        """The index's model with the query prefix of ``task`` (search: nl2code, similar: code2code...).
+
+        Tasks whose prefixes are the same (models without instructions) share one model in memory.
+        """
+        with self._models_lock:
+            if task not in self._embedders:
+                shared = next((e for t, e in self._embedders.items() if self._same_prefixes(t, task)), None)
+                self._embedders[task] = shared or load_embedder(self.state.model, recipe=self.state.recipe, task=task,
+                                                           dim=self.state.dim)
+            embedder = self._embedders[task]
         if embedder.dim != self.state.dim:
             raise CodeseerError(f"model gives {embedder.dim}-d vectors but the index holds {self.state.dim}-d")
         return embedder
+
+    def _same_prefixes(self, task: str, other: str) -> bool:
+        prefixes = task_prefixes(self.state.model, self.state.recipe, task)
+        return prefixes is None or prefixes == task_prefixes(self.state.model, self.state.recipe, other)
+
+    def stored_vectors_are_queries(self, task: str) -> bool:
+        """True when embedding a chunk as a ``task`` query gives exactly its stored (document) vector.
+
+        That is the case for models without instructions (MiniLM) on a float index: then ``similar``
+        and ``docs`` use the index's vectors and never run the model for a ``PATH:LINE`` query.
+        """
+        if self.codec.precision not in ("float32", "float16"):  # int8/binary codes are approximations
+            return False
+        prefixes = task_prefixes(self.state.model, self.state.recipe, task)
+        indexed = task_prefixes(self.state.model, self.state.recipe, DEFAULT_TASK)
+        if prefixes is None or indexed is None:
+            return prefixes is None and indexed is None
+        return prefixes[0] == indexed[1]
+
+    def query_vector(self, text: str, task: str) -> np.ndarray:
+        return normalise(self.embedder_for(task).encode_queries([text])[0])
+
+    def document_vectors(self, texts: list[str], task: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.state.dim), dtype=np.float32)
+        return normalise(self.embedder_for(task).encode_documents(list(texts)))
+
+    def adopt_models(self, old: "Searcher | None") -> None:
+        """Keep the models an older searcher of the same index loaded (``serve`` re-opens on commit)."""
+        if old is None or (old.state.model, old.state.dim, old.state.recipe) != \
+                (self.state.model, self.state.dim, self.state.recipe):
+            return
+        for task, embedder in old._embedders.items():
+            self._embedders.setdefault(task, embedder)
+
+    # ------------------------------------------------------------------ rows and vectors
+
+    def unit_vectors(self, stored) -> np.ndarray:
+        """Stored vectors (an Arrow list column or an array; floats or compact codes) as unit rows."""
+        import pyarrow as pa
+
+        if isinstance(stored, (pa.Array, pa.ChunkedArray)):
+            column = stored.combine_chunks() if isinstance(stored, pa.ChunkedArray) else stored
+            if len(column) == 0:
+                return np.zeros((0, 0), dtype=np.float32)
+            stored = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), -1)
+        stored = np.asarray(stored)
+        if self.codec.precision in ("float32", "float16"):
+            return normalise(stored.astype(np.float32, copy=False))
+        return normalise(self.codec.decode(stored))
+
+    def chunk_at(self, path: str, line: int, *, with_vector: bool = True, repo: str | None = None) -> ChunkRef:
+        """The innermost (smallest) chunk of ``path`` (in ``repo``, with several) that contains ``line``."""
+        columns = self.row_columns + (["vector"] if with_vector else [])
+        where = f"path = {sql_quote(path)}"
+        if repo is not None and self.has_repo:
+            where += f" AND repo = {sql_quote(repo)}"
+        rows = read_rows(self.chunks, columns, where)
+        shown = shown_path(repo if self.multi else None, path)
+        if not rows:
+            raise CodeseerError(f"{shown} is not in the index (not indexed, ignored, or renamed since the last "
+                                "`codeseer index`)")
+        if len({r.get("repo") for r in rows}) > 1:
+            raise CodeseerError(f"{path} is in several repos of this index; give it as REPO/PATH")
+        covering = [r for r in rows if int(r["start_line"]) <= line <= int(r["end_line"])]
+        if not covering:
+            first = min(int(r["start_line"]) for r in rows)
+            last = max(int(r["end_line"]) for r in rows)
+            raise CodeseerError(f"line {line} of {shown} is outside every indexed chunk (indexed lines: {first}-{last})")
+        best = min(covering, key=lambda r: (int(r["end_line"]) - int(r["start_line"]), -int(r["start_line"]),
+                                            r["chunk_id"]))
+        vector = best.get("vector")
+        return ChunkRef(
+            chunk_id=best["chunk_id"], path=best["path"], language=best["language"],
+            start_line=int(best["start_line"]), end_line=int(best["end_line"]), symbol=best["symbol"] or "",
+            kind=best["kind"], text=best["text"], repo=best.get("repo"),
+            vector=None if vector is None else self.unit_vectors(np.asarray(vector)[None, :])[0],
+        )
+
+    def status(self) -> dict:
+        """What is indexed: root, model, counts, languages (files per language), last update."""
+        languages: dict[str, int] = {}
+        for language in column_values(self.files, "language"):
+            languages[language] = languages.get(language, 0) + 1
+        state = self.state
+        return {
+            "root": state.root,
+            "repos": state.repo_roots(),
+            **({"revs": state.revs} if state.revs else {}),
+            "index_dir": str(self.store.directory),
+            "model": state.model,
+            "dim": state.dim,
+            "files": state.files,
+            "chunks": state.chunks,
+            "ann": self.ann,  # the vector index dense search uses; None: exact
+            "updated_at": state.updated_at,
+            "languages": dict(sorted(languages.items(), key=lambda item: (-item[1], item[0]))),
+        }
 
     def where(
         self,
@@ -257,22 +347,30 @@ class Searcher:
         return self._file_ranker
 
     @property
-    def _columns(self) -> list[str]:
+    def row_columns(self) -> list[str]:
         """Columns of a hit row: ``repo`` too when the index holds several repositories."""
-        columns = _COLUMNS + (["repo"] if self.multi and self.has_repo else [])
+        columns = CHUNK_COLUMNS + (["repo"] if self.multi and self.has_repo else [])
         return columns + (["file_kind"] if "file_kind" in self.chunks.schema.names else [])
 
-    def nearest(self, vector: np.ndarray, where: str | None, limit: int) -> list[dict]:
-        """The ``limit`` chunk rows nearest to ``vector`` (cosine in ``score``), through the ANN index where there is one."""
-        return self._dense("", where, limit, vector)
+    # ------------------------------------------------------------------ the one dense and lexical search
+
+    def nearest(self, vector: np.ndarray, where: str | None = None, k: int = 10, *,
+                exclude: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+        """The ``k`` chunk rows nearest to ``vector`` by cosine (``score``, 6 decimals), minus the
+        ``exclude`` chunk ids, equal scores in path order: ``search --mode dense``, ``similar``, ``docs``."""
+        rows = [row for row in self.dense_rows(vector, where, tie_margin(k) + len(exclude))
+                if row["chunk_id"] not in exclude]
+        for row in rows:
+            row["score"] = round(float(row["score"]), 6)
+        return in_tie_order(rows)[:k]
 
     def lexical_rows(self, text: str, where: str | None, limit: int) -> list[dict]:
         """The ``limit`` best chunk rows for ``text`` by BM25 (``score``)."""
         return self._lexical(text, where, limit)
 
-    def _dense(self, query: str, where: str | None, limit: int, vector: np.ndarray | None = None) -> list[dict]:
-        if vector is None:
-            vector = self.embedder.encode_queries([query])[0]
+    def dense_rows(self, vector: np.ndarray, where: str | None, limit: int) -> list[dict]:
+        """The ``limit`` chunk rows nearest to ``vector``, best first: through the ANN index where there is
+        one (nprobes and refine tuned in codeseer.index.ann), compact codes coarse-searched then rescored."""
         precision = self.codec.precision
         if precision in ("float32", "float16"):
             builder = self.chunks.search(vector, vector_column_name="vector").distance_type("cosine")
@@ -280,7 +378,7 @@ class Searcher:
                 builder = ann_search(builder, self._ann_nprobes) if self.use_ann else builder.bypass_vector_index()
             if where:
                 builder = builder.where(where, prefilter=True)
-            rows = builder.select(self._columns + ["_distance"]).limit(limit).to_list()
+            rows = builder.select(self.row_columns + ["_distance"]).limit(limit).to_list()
             for row in rows:
                 row["score"] = 1.0 - float(row.pop("_distance"))
             return rows
@@ -290,7 +388,7 @@ class Searcher:
             builder = self.chunks.search(bits, vector_column_name="vector").distance_type("hamming")
             if where:
                 builder = builder.where(where, prefilter=True)
-            rows = builder.select(self._columns + ["vector", "_distance"]).limit(RESCORE_FACTOR * limit).to_list()
+            rows = builder.select(self.row_columns + ["vector", "_distance"]).limit(RESCORE_FACTOR * limit).to_list()
         else:
             rows = self._int8_candidates(vector, where, RESCORE_FACTOR * limit)
         if not rows:
@@ -317,7 +415,7 @@ class Searcher:
         if not top:
             return []
         ids = [self._int8_ids[i] for i in top]
-        rows = self.chunks.search().where(sql_in("chunk_id", ids)).select(self._columns + ["vector"]).limit(None).to_list()
+        rows = self.chunks.search().where(sql_in("chunk_id", ids)).select(self.row_columns + ["vector"]).limit(None).to_list()
         order = {cid: n for n, cid in enumerate(ids)}
         return sorted(rows, key=lambda r: order[r["chunk_id"]])
 
@@ -328,7 +426,7 @@ class Searcher:
         builder = self.chunks.search(text, query_type="fts", fts_columns=FTS_COLUMN)
         if where:
             builder = builder.where(where, prefilter=True)
-        rows = builder.select(self._columns + ["_score"]).limit(limit).to_list()
+        rows = builder.select(self.row_columns + ["_score"]).limit(limit).to_list()
         for row in rows:
             row["score"] = float(row.pop("_score"))
         return rows
@@ -384,20 +482,17 @@ class Searcher:
         if where is False:
             return []
         candidates = max(50, 3 * k)
-        if mode == "dense":  # a margin of extra rows, so equal scores at the cut are broken by path too
-            rows = in_tie_order(self._dense(query, where, tie_margin(k), vector))[:k]
+        if mode == "dense":
+            rows = self.nearest(vector, where, k)
         elif mode == "lexical":
             rows = in_tie_order(self._lexical(query, where, tie_margin(k)))[:k]
         else:
-            dense = self._dense(query, where, candidates, vector)
+            dense = self.dense_rows(vector, where, candidates)
             lexical = self._lexical(query, where, candidates)
             rows = in_tie_order(fused_rows(dense, lexical, query, method=fusion))[:k]
-        return [
-            Hit(
-                path=row["path"], start_line=int(row["start_line"]), end_line=int(row["end_line"]),
-                symbol=row["symbol"], language=row["language"], kind=row["kind"],
-                score=round(float(row["score"]), 6), text=row["text"], repo=row.get("repo") if self.multi else None,
-                file_kind=row.get("file_kind"),
-            )
-            for row in rows
-        ]
+        return [Hit.from_row(row) for row in rows]
+
+
+def open_searcher(index_dir: Path | str | None = None, *, cwd: Path | None = None, model: str | None = None) -> Searcher:
+    """A searcher on ``index_dir``, else on the index of the repository around ``cwd``."""
+    return Searcher(open_store(index_dir, cwd=cwd), model=model)

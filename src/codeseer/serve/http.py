@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from codeseer.apps.common import PathOutsideRoot
+from codeseer.apps.locations import PathOutsideRoot
 from codeseer.apps.service import BadRequest, RequestTooLarge, Service
 from codeseer.limits import MAX_BUDGET, MAX_CODE_CHARS, MAX_FUNCTIONS, MAX_K, MAX_LIST, MAX_PATH_CHARS, MAX_QUERY_CHARS
 from codeseer.errors import CodeseerError

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from codeseer.errors import CodeseerError
-from codeseer.search.lexical import lexical_text
+from codeseer.text.lexical import lexical_text
 
 SOURCES = ("bm25", "model")
 DEFAULT_MARGIN = 0.95
