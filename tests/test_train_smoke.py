@@ -427,3 +427,69 @@ def test_cli_dev_set_comes_from_dev_or_the_environment_only(tiny_bert, pairs_fil
     neither, printed = run("neither", env_dev=None)  # the printed report says there is no dev metric, and why
     assert neither["dev"] is None and neither["config"]["dev_dataset"] is None
     assert "no dev metric: no dev set given (--dev or $CODESEER_DEV_DATASET)" in printed
+
+
+def test_bf16_autocast_on_the_cpu_where_it_has_native_bf16(tiny_bert, pairs_file, tmp_path, monkeypatch):
+    """--precision auto trains under bf16 autocast on a CPU with AVX-512 BF16 / AMX (several times faster
+    there), fp32 elsewhere; the same steps under bf16 give close but not identical losses."""
+    import codeseer.models.embedder as embedder_module
+    import torch
+    from codeseer.train.trainer import uses_bf16
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for native in (True, False):
+        monkeypatch.setattr(embedder_module, "native_bf16", lambda native=native: native)
+        assert uses_bf16("auto", None) is native
+    assert uses_bf16("bf16", None) and not uses_bf16("fp32", None)
+    runs = {}
+    for precision in ("bf16", "fp32"):
+        out = tmp_path / precision
+        runs[precision] = train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=out, max_steps=4, eval_every=0,
+                                            precision=precision, **COMMON))
+        assert runs[precision]["config"]["precision"] == precision
+    assert runs["bf16"]["bf16"] is True and runs["fp32"]["bf16"] is False
+    first = {p: [r["loss"] for r in _log(tmp_path / p) if r["kind"] == "train"][0] for p in runs}
+    assert np.isfinite(first["bf16"]) and first["bf16"] != first["fp32"]  # autocast really ran
+    assert abs(first["bf16"] - first["fp32"]) < 0.05 * first["fp32"]
+    with pytest.raises(CodeseerError, match="unknown --precision"):
+        TrainConfig(pairs=[pairs_file], out=tmp_path / "x", precision="fp8").validate()
+
+
+def test_a_decoder_trained_with_the_jina_recipe_is_queried_with_its_prefixes_as_the_recipe_says(tmp_path):
+    """The published recipe end to end, for users with a GPU: a tiny random Qwen2 trained with
+    jina-code-embeddings' recipe (last-token pooling, per-task prefixes, Matryoshka dims) encodes, once
+    saved, exactly as `codeseer embed --recipe` does for that recipe, and as the card's reference does."""
+    import warnings
+
+    import torch
+    from test_models_encoding import last_token_pool
+    from tiny_models import build_qwen2
+    from transformers import AutoModel, AutoTokenizer
+
+    from codeseer.models.embedder import Embedder
+    from codeseer.models.registry import get_recipe
+
+    jina = get_recipe("jinaai/jina-code-embeddings-0.5b")
+    base = build_qwen2(tmp_path / "qwen", padding_side="left", eos_in_template=True)
+    pairs = write_jsonl(tmp_path / "p.jsonl", synthetic_pairs())
+    out = tmp_path / "trained"
+    report = train(TrainConfig(base=str(base), recipe=jina.hub_id, pairs=pairs, out=out, max_steps=3,
+                               eval_every=0, matryoshka_dims=[32, 16], **COMMON))
+    assert report["global_step"] == 3 and report["config"]["recipe"] == jina.hub_id
+    texts = ["sort a list of dicts by key", "def add(a, b):\n    return a + b"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the recipe's licence is non-commercial: a warning, not an error
+        for task in ("nl2code", "code2code"):
+            saved, explicit = Embedder(str(out), task=task), Embedder(str(out), recipe=jina.hub_id, task=task)
+            assert saved.recipe is jina and (saved.pooling, saved.tokenizer.padding_side) == ("last", "left")
+            assert saved.query_prefix == jina.prefix(task, "query") != ""
+            np.testing.assert_array_equal(saved.encode_queries(texts), explicit.encode_queries(texts))
+            np.testing.assert_array_equal(saved.encode_documents(texts), explicit.encode_documents(texts))
+        queries = Embedder(str(out)).encode_queries(texts)
+    tok = AutoTokenizer.from_pretrained(str(out))
+    model = AutoModel.from_pretrained(str(out), dtype=torch.float32).eval()
+    batch = tok([jina.prefix("nl2code", "query") + t for t in texts], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(
+            last_token_pool(model(**batch).last_hidden_state, batch["attention_mask"]), dim=-1).numpy()
+    np.testing.assert_allclose(queries, expected, atol=1e-4)

@@ -102,6 +102,22 @@ class ResolvedModel:
     location: str
 
 
+def trained_recipe(location: str) -> ModelRecipe | None:
+    """The recipe a ``codeseer train`` output folder was trained under, when that recipe has instructions.
+
+    A model trained with per-task prefixes (jina-code-embeddings, CodeRankEmbed, ...) must be queried
+    with them; its folder name no longer names the recipe, so ``training_config.json`` does. Recipes
+    without instructions are left out: the folder's own sentence-transformers settings describe them.
+    """
+    path = Path(location) / "training_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))["config"] if path.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    recipe = find_recipe(config.get("recipe")) if isinstance(config, dict) else None
+    return recipe if recipe is not None and recipe.prompts else None
+
+
 def resolve_model(model: str | None) -> ResolvedModel:
     """Map a user's ``--model`` to a stable name and a loadable location, preferring local files."""
     if model is None or model.strip().lower() == "default":
@@ -232,7 +248,7 @@ class Embedder:
         self.task = get_task(task).name
         if isinstance(recipe, str):
             recipe = get_recipe(recipe)
-        self.recipe: ModelRecipe | None = recipe or find_recipe(self.resolved.name)
+        self.recipe: ModelRecipe | None = recipe or find_recipe(self.resolved.name) or trained_recipe(self.resolved.location)
         if pooling is not None:
             pooling = pooling.strip().lower()
             if pooling == "last-token":

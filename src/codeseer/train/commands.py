@@ -79,6 +79,7 @@ def train_command(
     dev_max_docs: Annotated[Optional[int], typer.Option("--dev-max-docs", min=1, help="Subsample the dev corpus to N documents (relevant ones always kept) so evaluation stays quick.")] = D.dev_max_docs,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest checkpoint (optimiser, schedule, data order and step count included).")] = D.resume,
     seed: Annotated[int, typer.Option("--seed", help="Seed for shuffling, sampling and initialisation.")] = D.seed,
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 autocast where the hardware has native bf16: a CUDA GPU, or a CPU with AVX-512 BF16 / AMX, several times faster there), bf16 or fp32.")] = D.precision,
     log_every: Annotated[int, typer.Option("--log-every", min=1, help="Log the training loss every N steps.")] = D.log_every,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training report as JSON (no progress bar).")] = False,
 ) -> None:

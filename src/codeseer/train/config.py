@@ -22,6 +22,7 @@ RUN_ONLY = {"run_only": True}  # field metadata: where/how a run happens, not wr
 
 __all__ = ["DEV_ENV", "GRADES", "NO_DEV", "TrainConfig"]
 
+PRECISIONS = ("auto", "bf16", "fp32")
 
 @dataclass
 class TrainConfig:
@@ -71,6 +72,7 @@ class TrainConfig:
     dev_max_queries: int | None = None
     eval_at_start: bool = True
     seed: int = 0
+    precision: str = "auto"  # auto: bf16 autocast where the hardware has native bf16 (CUDA, or a CPU with AVX-512 BF16 / AMX), else fp32
     resume: bool = False
     pairs: list[str] = field(default_factory=list)
     kinds: list[str] | None = None
@@ -116,6 +118,8 @@ class TrainConfig:
             raise CodeseerError("--teacher is used by --loss distill only")
         if self.distill_weight < 0:
             raise CodeseerError("--distill-weight must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise CodeseerError(f"unknown --precision {self.precision!r}: choose {', '.join(PRECISIONS)}")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise CodeseerError("--max-pairs must be at least 1")
         if self.out is None:

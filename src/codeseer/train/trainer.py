@@ -63,11 +63,12 @@ def train(config: TrainConfig, echo: Callable[[str], None] | None = None) -> dic
     trainer, log = _make_trainer(cfg, base.model, args, dataset, loss, evaluator, echo)
     start_metrics = _evaluate_start(cfg, base.model, evaluator, dev_info, log, say)
     say(f"training {base.resolved.name} on {len(dataset)} rows ({data.negatives} negatives each), "
-        f"{total_steps} steps of {cfg.batch_size}")
+        f"{total_steps} steps of {cfg.batch_size}{' under bf16 autocast' if args.bf16 else ''}")
     fit = _fit(cfg, base, trainer, log, evaluator, last, start_metrics, say)
     save_float16(base.model, cfg.out)
     report = build_report(cfg, base, data, fit, train_rows=len(dataset), dev_path=dev_path, dev_info=dev_info,
                           save_steps=save_steps, last=last)
+    report["bf16"] = bool(args.bf16)  # what --precision resolved to on this hardware
     write_report(report, cfg.out)
     return report
 
@@ -143,10 +144,30 @@ def _training_args(cfg: TrainConfig, rows: int, with_dev: bool):
         disable_tqdm=not cfg.progress,
         dataloader_drop_last=False,
         dataloader_pin_memory=torch.cuda.is_available(),
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        bf16=uses_bf16(cfg.precision, cfg.device),
+        use_cpu=not _on_cuda(cfg.device),  # transformers wants this said for bf16 autocast on a CPU
         **warmup,
     )
     return args, save_steps, total_steps
+
+
+def uses_bf16(precision: str, device: str | None) -> bool:
+    """Whether the run trains under bf16 autocast: ``auto`` where the hardware multiplies bf16 natively
+    (a CUDA GPU that supports it, or a CPU with AVX-512 BF16 / AMX, where bf16 matmuls run several times
+    faster than fp32), never elsewhere (emulated bf16 is slower than fp32)."""
+    import torch
+
+    from codeseer.models.embedder import native_bf16
+
+    if precision != "auto":
+        return precision == "bf16"
+    return torch.cuda.is_bf16_supported() if _on_cuda(device) else native_bf16()
+
+
+def _on_cuda(device: str | None) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
 
 
 def _make_trainer(cfg: TrainConfig, model, args, dataset, loss, evaluator, echo: Callable[[str], None] | None):
