@@ -156,3 +156,22 @@ def test_cli_writes_pairs_train_reads_and_reports_counts(history, tmp_path):
                               str(tmp_path / "x.jsonl")], capture_output=True, text=True, env=env)
     assert missing.returncode != 0 and "not a git repository" in missing.stderr
     assert "Traceback" not in missing.stderr and not (tmp_path / "x.jsonl").exists()
+
+
+def test_two_definitions_sharing_a_name_stay_two_while_a_long_functions_parts_are_one():
+    from codeseer.data.git_history import definitions
+    from codeseer.index.chunking import chunk_source
+
+    long_body = "\n".join(f"    total += {i} * x" for i in range(400))
+    text = ("def parse(x):\n    return int(x)\n\n\n"
+            + "\n\n\n".join(f"def filler_{i}(x):\n    return x + {i}" for i in range(40))
+            + "\n\n\ndef parse(x):  # redefined, far below\n    return float(x)\n\n\n"
+            + f"def big(x):\n    total = 0\n{long_body}\n    return total\n")
+    chunks = [c for c in chunk_source("m.py", text, "python") if c.symbol]
+    assert sum(c.symbol == "big" for c in chunks) > 1  # the splitter cut the long function
+    found = definitions(text, chunks)
+    parses = [d for d in found if d["symbol"] == "parse"]
+    assert [d["text"].splitlines()[-1].strip() for d in parses] == ["return int(x)", "return float(x)"]
+    assert all("filler_" not in d["text"] for d in parses)  # not one span from the first to the last
+    (big,) = [d for d in found if d["symbol"] == "big"]
+    assert big["text"].startswith("def big(x):") and big["text"].endswith("    return total")

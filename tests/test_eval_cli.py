@@ -275,3 +275,21 @@ def test_bad_dataset_is_one_line(tmp_path):
 def test_hub_benchmark_without_datasets_package():
     line = one_error_line(run_cli("eval", "coir:cosqa"))
     assert "pip install datasets" in line
+
+
+def test_compare_pairs_two_models_run_on_the_same_dataset_and_mode():
+    a = [_rec("repos/attrs", "code-mini", "dense", 0.60), _rec("repos/attrs", None, "bm25-files", 0.4),
+         _rec("cosqa", "code-mini", "dense", 0.5), _rec("cosqa", "other", "dense", 0.5)]
+    b = [_rec("repos/attrs", "/runs/commit-mini", "dense", 0.70), _rec("repos/attrs", None, "bm25-files", 0.4),
+         _rec("cosqa", "/runs/commit-mini", "dense", 0.55)]
+    a[0]["per_query"] = {"query_ids": ["q1", "q2"], "mrr@10": [0.5, 0.7]}
+    b[0]["per_query"] = {"query_ids": ["q1", "q2"], "mrr@10": [0.6, 0.8]}
+    comparison = compare_records(a, b)
+    rows = {(key, metric): diff for key, metric, _, _, diff in comparison.rows}
+    key = ("repos/attrs", "code-mini → commit-mini", "dense")
+    assert rows[(key, "ndcg@10")] == pytest.approx(0.10)
+    assert comparison.tests[(key, "mrr@10")].mean_diff == pytest.approx(0.10)
+    assert rows[(("repos/attrs", None, "bm25-files"), "ndcg@10")] == 0.0  # same run: paired as before
+    # two models of A left for cosqa dense: which one B's run replaces is unknown, so nothing is paired
+    assert not any(k[0] == "cosqa" for (k, _) in rows)
+    assert ("cosqa", "/runs/commit-mini", "dense") in comparison.only_b and len(comparison.only_a) == 2

@@ -493,3 +493,24 @@ def test_a_decoder_trained_with_the_jina_recipe_is_queried_with_its_prefixes_as_
         expected = torch.nn.functional.normalize(
             last_token_pool(model(**batch).last_hidden_state, batch["attention_mask"]), dim=-1).numpy()
     np.testing.assert_allclose(queries, expected, atol=1e-4)
+
+
+def test_mixed_rows_keep_their_own_hard_negatives_and_the_rest_are_filled_at_random(tmp_path):
+    import random
+
+    from codeseer.train.data import _with_negatives
+
+    mined = [dict(p, negatives=[f"def near_{i}_{j}(): pass" for j in range(2 + i % 2)])
+             for i, p in enumerate(synthetic_pairs(8))]  # commit pairs: 2 or 3 same-file negatives
+    general = synthetic_pairs(16)[8:]  # docstring pairs: none
+    rows = [dict(p) for p in mined + general]
+    cfg = TrainConfig(pairs=tmp_path / "p.jsonl", out=tmp_path / "out")
+    out, k, note = _with_negatives(cfg, rows, None, None, random.Random(0), lambda _: None)
+    assert k == 2
+    assert all(len(r["negatives"]) == 2 for r in out)
+    for r, m in zip(out[:8], mined):  # their own hardest (first) negatives, unchanged
+        assert r["negatives"] == m["negatives"][:2]
+    positives = {p["positive"] for p in mined + general}
+    for r in out[8:]:  # topped up with other rows' positives, never their own
+        assert set(r["negatives"]) <= positives and r["positive"] not in r["negatives"]
+    assert note["random_fill"] == 2 * len(general)

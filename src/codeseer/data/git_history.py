@@ -22,7 +22,8 @@ from codeseer.index.filekinds import SOURCE, file_kind
 from codeseer.index.gitsource import git, resolve_commit
 from codeseer.index.languages import detect_language, is_structural
 
-__all__ = ["Commit", "CommitFilter", "changed_functions", "clean_subject", "iter_commits", "subject_problem"]
+__all__ = ["Commit", "CommitFilter", "changed_functions", "clean_subject", "definitions", "iter_commits",
+           "subject_problem"]
 
 MIN_WORDS = 3
 MAX_SUBJECT_CHARS = 200
@@ -181,17 +182,25 @@ def changed_functions(root: Path, commit: Commit) -> list[dict]:
         chunks = [c for c in chunk_source(path, text, detect_language(path)) if c.symbol]
         touched = [c for c in chunks if any(c.start_line <= end and start <= c.end_line for start, end in ranges)]
         functions = [c for c in touched if c.kind in ("function", "method")]
-        merged: dict[str, dict] = {}  # a long function's parts are one function
-        for c in functions or [c for c in touched if c.kind == "class"]:
-            if c.symbol in merged:
-                entry = merged[c.symbol]
-                entry["start_line"] = min(entry["start_line"], c.start_line)
-                entry["end_line"] = max(entry["end_line"], c.end_line)
-                continue
-            merged[c.symbol] = {"path": path, "symbol": c.symbol, "kind": c.kind, "start_line": c.start_line,
-                                "end_line": c.end_line}
-        lines = text.split("\n")
-        for entry in merged.values():
-            entry["text"] = "\n".join(lines[entry["start_line"] - 1: entry["end_line"]])
-            found.append(entry)
+        for entry in definitions(text, functions or [c for c in touched if c.kind == "class"]):
+            found.append({"path": path, **entry})
     return found
+
+
+def definitions(text: str, chunks) -> list[dict]:
+    """Whole definitions from chunks: the parts a long function was split into are one function, but only
+    where they adjoin: two definitions that share a name (overloads, a header's many ``operator==``) stay
+    two, rather than one span from the first to the last (a whole file, in simdjson's headers)."""
+    merged: list[dict] = []
+    last: dict[str, dict] = {}
+    for c in sorted(chunks, key=lambda c: (c.start_line, c.end_line)):
+        entry = last.get(c.symbol)
+        if entry is not None and c.start_line <= entry["end_line"] + 2:
+            entry["end_line"] = max(entry["end_line"], c.end_line)
+            continue
+        last[c.symbol] = {"symbol": c.symbol, "kind": c.kind, "start_line": c.start_line, "end_line": c.end_line}
+        merged.append(last[c.symbol])
+    lines = text.split("\n")
+    for entry in merged:
+        entry["text"] = "\n".join(lines[entry["start_line"] - 1: entry["end_line"]])
+    return merged

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from codeseer.data.dedup import Deduper, MinHasher, exact_key, normalise_code
-from codeseer.data.git_history import Commit, CommitFilter, changed_functions, iter_commits, read_at
+from codeseer.data.git_history import Commit, CommitFilter, changed_functions, definitions, iter_commits, read_at
 from codeseer.errors import CodeseerError
 from codeseer.index.gitsource import git, resolve_commit
 from codeseer.index.languages import detect_language
@@ -102,23 +102,15 @@ def excluded_name(root: Path, digests: set[str]) -> str | None:
     return None
 
 
-def _functions_at(root: Path, commit: str, path: str) -> dict[str, dict]:
-    """Each function/method of ``path`` at ``commit``, split parts joined: symbol -> {start, end, text}."""
+def _functions_at(root: Path, commit: str, path: str) -> list[dict]:
+    """Each function/method of ``path`` at ``commit`` ({symbol, start_line, end_line, text}), split parts joined."""
     from codeseer.index.chunking import chunk_source
 
     text = read_at(root, commit, path)
     if text is None:
-        return {}
-    found: dict[str, dict] = {}
-    for chunk in chunk_source(path, text, detect_language(path)):
-        if chunk.kind in FUNCTION_KINDS and chunk.symbol:
-            entry = found.setdefault(chunk.symbol, {"start_line": chunk.start_line, "end_line": chunk.end_line})
-            entry["start_line"] = min(entry["start_line"], chunk.start_line)
-            entry["end_line"] = max(entry["end_line"], chunk.end_line)
-    lines = text.split("\n")
-    for entry in found.values():
-        entry["text"] = "\n".join(lines[entry["start_line"] - 1: entry["end_line"]])
-    return found
+        return []
+    chunks = [c for c in chunk_source(path, text, detect_language(path)) if c.kind in FUNCTION_KINDS and c.symbol]
+    return definitions(text, chunks)
 
 
 def commit_pairs(root: Path, commit: Commit, *, label: str, max_negatives: int) -> list[dict[str, Any]]:
@@ -127,14 +119,14 @@ def commit_pairs(root: Path, commit: Commit, *, label: str, max_negatives: int) 
     touched = [f for f in changed_functions(root, commit) if f["kind"] in FUNCTION_KINDS]
     queries = [("commit", commit.subject)] + ([("commit-body", commit.first_paragraph)]
                                              if commit.first_paragraph else [])
-    files: dict[str, dict[str, dict]] = {}
+    files: dict[str, list[dict]] = {}
     pairs = []
     for function in touched:
         path = function["path"]
         if path not in files:
             files[path] = _functions_at(root, commit.parents[0], path)
         hit = {f["symbol"] for f in touched if f["path"] == path}
-        others = sorted((entry for symbol, entry in files[path].items() if symbol not in hit),
+        others = sorted((entry for entry in files[path] if entry["symbol"] not in hit),
                         key=lambda e: abs(e["start_line"] - function["start_line"]))
         negatives = [e["text"] for e in others[:max_negatives]]
         for kind, query in queries:

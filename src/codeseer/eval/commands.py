@@ -113,7 +113,9 @@ def eval_command(
         "paired randomization p-value for nDCG@10 and MRR@10. MODEL[:MODE] (mode default dense) or bm25; "
         "the model is added to the run if missing. E.g. --baseline minilm:dense.", show_default=False)] = None,
     compare: Annotated[Optional[tuple[Path, Path]], typer.Option(
-        "--compare", help="Compare two --json result files: A, B and B − A per dataset, model and mode.",
+        "--compare", help="Compare two --json result files: A, B and B − A per dataset, model and mode "
+        "(also eval-repo's); a dataset and mode run with one model in A and another in B is paired too: "
+        "old model against new, with paired p-values.",
         show_default=False)] = None,
 ) -> None:
     """Measure retrieval quality on BEIR-format benchmarks: nDCG@10, MAP@10, Recall@10/100, MRR@10.

@@ -245,12 +245,33 @@ def _by_key(records: Sequence[Mapping[str, Any]], duplicates: list[Key]) -> dict
     return out
 
 
+def _across_models(a_left: Mapping[Key, Mapping], b_left: Mapping[Key, Mapping]) -> list[tuple[Key, Mapping, Mapping]]:
+    """Runs of one dataset and mode that only differ in their model (old model in A, new one in B): paired
+    when each file has exactly one such run left, under the key (dataset, "A-model → B-model", mode)."""
+    def by_run(left: Mapping[Key, Mapping]) -> dict[tuple[str, str], list[Mapping]]:
+        runs: dict[tuple[str, str], list[Mapping]] = {}
+        for (dataset, model, mode), rec in left.items():
+            if model is not None:
+                runs.setdefault((dataset, mode), []).append(rec)
+        return runs
+
+    a_runs, b_runs = by_run(a_left), by_run(b_left)
+    out = []
+    for (dataset, mode), recs in a_runs.items():
+        other = b_runs.get((dataset, mode), [])
+        if len(recs) == 1 and len(other) == 1:
+            label = f"{short_model(recs[0]['model'])} → {short_model(other[0]['model'])}"
+            out.append(((dataset, label, mode), recs[0], other[0]))
+    return out
+
+
 def compare_records(
     a: Sequence[Mapping[str, Any]],
     b: Sequence[Mapping[str, Any]],
     metrics: Sequence[str] | None = None,
 ) -> Comparison:
-    """Pair records of A and B by (dataset, model, mode); metric values and B - A for each pair.
+    """Pair records of A and B by (dataset, model, mode), or, for runs left over that differ only in their
+    model, by (dataset, mode): the old model against the new one. Metric values and B - A for each pair.
 
     Where both records kept per-query scores of a metric, ``tests`` holds the paired test of B − A.
 
@@ -262,12 +283,14 @@ def compare_records(
     result = Comparison()
     a_map = _by_key(a, result.duplicates)
     b_map = _by_key(b, result.duplicates)
-    result.only_a = [k for k in a_map if k not in b_map]
-    result.only_b = [k for k in b_map if k not in a_map]
-    for key, rec_a in a_map.items():
-        rec_b = b_map.get(key)
-        if rec_b is None:
-            continue
+    pairs = [(key, rec, b_map[key]) for key, rec in a_map.items() if key in b_map]
+    pairs += _across_models({k: r for k, r in a_map.items() if k not in b_map},
+                            {k: r for k, r in b_map.items() if k not in a_map})
+    paired_a = {record_key(rec_a) for _, rec_a, _ in pairs}
+    paired_b = {record_key(rec_b) for _, _, rec_b in pairs}
+    result.only_a = [k for k in a_map if k not in paired_a]
+    result.only_b = [k for k in b_map if k not in paired_b]
+    for key, rec_a, rec_b in pairs:
         ma, mb = rec_a["metrics"], rec_b["metrics"]
         names = metrics
         if names is None:

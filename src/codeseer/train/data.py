@@ -144,8 +144,11 @@ def _with_negatives(cfg: TrainConfig, rows: list[dict], model, recipe, rng: rand
                     say: Callable[[str], None]) -> tuple[list[dict], int, dict[str, Any]]:
     """Fresh rows with their negatives (and grades for oasis), the negatives per row, and the note."""
     k = cfg.hard_negatives
-    if k == 0 and rows and all(p.get("negatives") for p in rows):
-        k = min(len(p["negatives"]) for p in rows)  # pairs that came with negatives
+    given = [len(p["negatives"]) for p in rows if p.get("negatives")]
+    if k == 0 and given:
+        # Pairs that came with negatives (mine-git's same-file functions) keep them; the rest (e.g. mixed
+        # general pairs) are topped up at random below rather than costing every row its hard negatives.
+        k = min(given)
     if cfg.loss == "oasis" and k == 0:
         raise CodeseerError(OASIS_NEEDS_NEGATIVES)
     note: dict[str, Any] = {}
