@@ -514,3 +514,17 @@ def test_mixed_rows_keep_their_own_hard_negatives_and_the_rest_are_filled_at_ran
     for r in out[8:]:  # topped up with other rows' positives, never their own
         assert set(r["negatives"]) <= positives and r["positive"] not in r["negatives"]
     assert note["random_fill"] == 2 * len(general)
+
+
+def test_a_trained_model_is_saved_float16_with_its_card_and_no_card_error(tiny_bert, pairs_file, tmp_path, caplog):
+    import logging
+
+    from safetensors import safe_open
+
+    with caplog.at_level(logging.WARNING):
+        train(TrainConfig(base=str(tiny_bert), pairs=pairs_file, out=tmp_path / "out", max_steps=2, eval_every=0,
+                          **COMMON))
+    assert not [r.getMessage() for r in caplog.records if "usage snippet" in r.getMessage()]
+    assert (tmp_path / "out" / "README.md").is_file()
+    with safe_open(str(tmp_path / "out" / "model.safetensors"), "np") as fh:
+        assert {str(fh.get_tensor(k).dtype) for k in fh.keys()} == {"float16"}
