@@ -56,10 +56,6 @@ def read_pairs(files: list[Path], max_chars: int, negatives: int) -> tuple[dict[
     return by_repo, mined
 
 
-def excluded_digests(path: Path) -> set[str]:
-    return {line.split()[0].lower() for line in path.read_text().splitlines() if line.strip()}
-
-
 def package_names(module: str) -> set[str]:
     """The names a site-packages folder goes by: itself, without a leading underscore, its distributions."""
     from importlib.metadata import packages_distributions
@@ -90,15 +86,14 @@ def ranks(pairs: list[dict], embedder, pool: int) -> list[int]:
     ``pool`` pairs of its repository; the other functions the same commit changed do not count against it."""
     queries = embedder.encode_queries([p["query"] for p in pairs])
     docs = embedder.encode_documents([p["positive"] for p in pairs])
-    out = [0] * len(pairs)
+    query_ids = np.unique([p["query"] for p in pairs], return_inverse=True)[1]
+    out: list[int] = []
     for start in range(0, len(pairs), pool):
-        idx = np.arange(start, min(start + pool, len(pairs)))
-        scores = queries[idx] @ docs[idx].T
-        same = np.array([[pairs[i]["query"] == pairs[j]["query"] for j in idx] for i in idx])
-        own = scores[np.arange(len(idx)), np.arange(len(idx))]
-        beaten = ((scores > own[:, None]) & ~same).sum(axis=1)
-        for i, b in zip(idx, beaten):
-            out[i] = int(b) + 1
+        part = slice(start, start + pool)
+        scores = queries[part] @ docs[part].T
+        same = query_ids[part, None] == query_ids[None, part]
+        beaten = ((scores > np.diag(scores)[:, None]) & ~same).sum(axis=1)
+        out.extend(int(b) + 1 for b in beaten)
     return out
 
 
@@ -117,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
+    from codeseer.data.mine_git import load_excluded_names
     from codeseer.models import load_embedder
+    from codeseer.train.data import write_jsonl
 
     rng = random.Random(args.seed)
-    digests = excluded_digests(args.exclude_names)
+    digests = load_excluded_names(args.exclude_names)
     args.out.mkdir(parents=True, exist_ok=True)
     by_repo, mined = read_pairs(args.mined, args.max_chars, args.negatives)
     refused = sorted(r for r in by_repo if hashlib.sha256(r.encode()).hexdigest() in digests)
@@ -159,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     counts["rank_histogram"] = dict(counts["rank_histogram"])
     if args.general:
         general, dropped = general_pairs(args.general, digests)
-        with (args.out / "general.jsonl").open("w", encoding="utf-8") as fh:
-            for p in general:
-                fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+        write_jsonl(args.out / "general.jsonl", general)
         counts["general"] = {"kept": len(general), "dropped_excluded_packages": dict(dropped)}
     (args.out / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
     print(json.dumps({k: v for k, v in counts.items() if k != "repositories"}, indent=2))

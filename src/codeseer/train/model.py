@@ -118,13 +118,13 @@ def merge_weights(model, base_state: dict, alpha: float) -> None:
 def save_float16(model, out_dir: Path) -> None:
     """Save ``model`` as a sentence-transformers folder with float16 safetensors; config.json keeps
     ``dtype: float32`` so loaders (sentence-transformers, codeseer) compute in float32 on a CPU."""
-    # The model card first, in float32: its usage snippet runs the model, which float16 cannot on a CPU.
-    model.save_pretrained(str(out_dir), safe_serialization=True)
     model.half()
     try:
         model.save_pretrained(str(out_dir), create_model_card=False, safe_serialization=True)
     finally:
         model.float()
+    # The card after, in float32: its usage snippet runs the model, which float16 cannot on a CPU.
+    model._create_model_card(str(out_dir))
     for config in [out_dir / "config.json", *out_dir.glob("*/config.json")]:
         try:
             data = json.loads(config.read_text(encoding="utf-8"))
