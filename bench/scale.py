@@ -82,7 +82,7 @@ def chunk_texts(repo: Path) -> list[str]:
     for f in walk(repo, WalkStats()):
         text = read_source(f, WalkStats())
         if text is not None:
-            texts += [embed_text(c) for c in chunk_source(f.rel, text, f.language)]
+            texts += [embed_text(c.symbol, c.text) for c in chunk_source(f.rel, text, f.language)]
     return texts
 
 

@@ -105,7 +105,7 @@ def thread_probe(repo: Path, texts: int = 400, backend: str = "auto", model: str
     for source in walk(repo, WalkStats()):
         text = read_source(source, WalkStats())
         if text:
-            sample += [embed_text(c) for c in chunk_source(source.rel, text, source.language)]
+            sample += [embed_text(c.symbol, c.text) for c in chunk_source(source.rel, text, source.language)]
         if len(sample) >= texts:
             break
     sample = sample[:texts]

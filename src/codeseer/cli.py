@@ -162,7 +162,7 @@ def search(
     if not hits:
         err.print("no results")
         return
-    from codeseer.search.searcher import NON_CODE_KINDS
+    from codeseer.index.filekinds import NON_CODE_KINDS
 
     code_seen = False
     for hit in hits:

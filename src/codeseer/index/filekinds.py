@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FILE_KINDS", "SOURCE", "file_kind", "is_build_output", "parse_kinds", "ranked_kinds"]
+__all__ = ["FILE_KINDS", "NON_CODE_KINDS", "SOURCE", "file_kind", "is_build_output", "parse_kinds", "ranked_kinds"]
 
 SOURCE = "source"
 RULES_VERSION = 2  # bump when a rule changes: the next `codeseer index` re-classifies every file (vectors reused)
 FILE_KINDS: tuple[str, ...] = ("source", "test", "docs", "types", "build", "example", "config")
+# What search shows after the code hits. Here, not in the searcher, so that the CLI can lay out a warm
+# query process's answer without importing LanceDB.
+NON_CODE_KINDS = ("docs", "test")
 
 PROSE_LANGUAGES = frozenset({"markdown", "rst", "text", "asciidoc", "tex"})
 CONFIG_LANGUAGES = frozenset({

@@ -23,6 +23,7 @@ import pathspec
 from codeseer.errors import CodeseerError
 from codeseer.index.ann import ann_search
 from codeseer.index.ann import for_search as ann_for_search
+from codeseer.index.filekinds import NON_CODE_KINDS
 from codeseer.index.quantize import RESCORE_FACTOR, Codec
 from codeseer.index.store import (
     IndexStore,
@@ -66,7 +67,6 @@ def in_tie_order(rows: list[dict]) -> list[dict]:
                                        int(r["start_line"]), int(r["end_line"]), r["chunk_id"]))
 
 
-NON_CODE_KINDS = ("docs", "test")  # what `code_first` shows after the code
 OTHER_HITS = 3  # docs and tests shown after the code hits
 
 

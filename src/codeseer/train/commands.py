@@ -66,6 +66,7 @@ def train_command(
     grades: Annotated[str, typer.Option("--grades", help="With --loss oasis: grade each negative by edit (token edit similarity to the positive) or teacher (the base model's cosine to it).")] = D.grades,
     order_weight: Annotated[float, typer.Option("--order-weight", min=0.0, help="With --loss oasis: weight of the order term (loss = infonce + W * order).")] = D.order_weight,
     freeze_layers: Annotated[int, typer.Option("--freeze-layers", min=0, help="Freeze the token embeddings and the first N transformer layers: faster steps, less forgetting.")] = D.freeze_layers,
+    batches: Annotated[str, typer.Option("--batches", help="mixed: any pairs share a batch; repository: each batch from one repository (mine-git pairs), so the in-batch negatives are that repository's other functions, the confusion localisation suffers; other pairs get batches of their own.")] = D.batches,
     mix_general: Annotated[Optional[list[Path]], typer.Option("--mix-general", help="General-domain pairs (same JSON lines) mixed in against forgetting (repeatable).")] = D.mix_general,
     mix_fraction: Annotated[float, typer.Option("--mix-fraction", min=0.0, max=0.9, help="Share of the training rows taken from --mix-general.")] = D.mix_fraction,
     kinds: Annotated[Optional[str], typer.Option("--kinds", help="Train only on these pair kinds, comma-separated: search, name, docstring, first_sentence, code2nl (see `codeseer data mine`).")] = None,

@@ -23,6 +23,7 @@ RUN_ONLY = {"run_only": True}  # field metadata: where/how a run happens, not wr
 __all__ = ["DEV_ENV", "GRADES", "NO_DEV", "TrainConfig"]
 
 PRECISIONS = ("auto", "bf16", "fp32")
+BATCHES = ("mixed", "repository")  # how rows are grouped into batches (codeseer.train.batching)
 
 @dataclass
 class TrainConfig:
@@ -37,6 +38,8 @@ class TrainConfig:
     most of the gain on the new data with the base's robustness elsewhere (Wortsman et al., 2022).
     ``teachers`` (with ``loss="distill"``): models whose in-batch scores the student learns, as an
     equal-weight ensemble; ``"base"`` names the base model itself (the usual guard against forgetting).
+    ``batches``: ``mixed`` (any rows together) or ``repository`` (each batch from one repository, so the
+    in-batch negatives are that repository's other functions: :mod:`codeseer.train.batching`).
     ``resume``: continue from the newest checkpoint in ``out/checkpoints`` (the mined pairs are
     read back from ``out/train_pairs.jsonl`` so the data order is the same).
     """
@@ -61,6 +64,7 @@ class TrainConfig:
     order_weight: float = 1.0  # losses.DEFAULT_ORDER_WEIGHT (not imported: that module loads torch)
     grade_margin: float = 0.05  # losses.DEFAULT_GRADE_MARGIN
     freeze_layers: int = 0
+    batches: str = "mixed"
     mix_general: list[str] | None = None
     mix_fraction: float = 0.2
     eval_every: int = 200
@@ -118,6 +122,8 @@ class TrainConfig:
             raise CodeseerError("--teacher is used by --loss distill only")
         if self.distill_weight < 0:
             raise CodeseerError("--distill-weight must be >= 0")
+        if self.batches not in BATCHES:
+            raise CodeseerError(f"unknown --batches {self.batches!r}: choose {' or '.join(BATCHES)}")
         if self.precision not in PRECISIONS:
             raise CodeseerError(f"unknown --precision {self.precision!r}: choose {', '.join(PRECISIONS)}")
         if self.max_pairs is not None and self.max_pairs < 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +25,12 @@ from codeseer.train.negatives import mine_hard_negatives, normalise
 from codeseer.train.teachers import load_or_encode
 
 PAIRS_FILE = "train_pairs.jsonl"
+# mine-git's source: "owner/name@<commit>:<path>:<line>"
+_MINED_SOURCE = re.compile(r"^([^@\s:]+/[^@\s:/]+)@[0-9a-f]{7,40}:")
 OASIS_NEEDS_NEGATIVES = "--loss oasis needs hard negatives: pass --hard-negatives N or pairs with \"negatives\""
 
-__all__ = ["PAIRS_FILE", "Rows", "build_rows", "load_pairs", "prefixes", "prepare_rows", "select_pairs",
-           "to_dataset", "write_jsonl"]
+__all__ = ["PAIRS_FILE", "Rows", "build_rows", "load_pairs", "prefixes", "prepare_rows", "repository_of",
+           "select_pairs", "to_dataset", "write_jsonl"]
 
 
 @dataclass
@@ -133,7 +136,7 @@ def build_rows(cfg: TrainConfig, pairs: list[dict], general: list[dict], model, 
             for p in rows:
                 p.pop("negative_grades", None)
         return Rows(rows, k, len(pairs), n_general, {"reused": str(pairs_file)})
-    rows = [dict(p, source="code") for p in pairs] + [dict(p, source="general") for p in general]
+    rows = [_row(p, "code") for p in pairs] + [_row(p, "general") for p in general]
     rng.shuffle(rows)
     rows, k, note = _with_negatives(cfg, rows, model, recipe, rng, say)
     write_jsonl(pairs_file, rows)
@@ -223,6 +226,21 @@ def _grade(rows: list[dict], grades: str, model, recipe) -> None:
 
 
 # ------------------------------------------------------------------------------------- dataset
+
+def repository_of(pair: dict) -> str | None:
+    """The repository a pair was mined from: its ``repo`` field, or mine-git's ``source``; None for others."""
+    if pair.get("repo"):
+        return str(pair["repo"])
+    found = _MINED_SOURCE.match(str(pair.get("source") or ""))
+    return found.group(1) if found else None
+
+
+def _row(pair: dict, source: str) -> dict:
+    """A training row: the pair, where it came from (code or general), and its repository if known
+    (``--batches repository`` groups by it; ``source`` is overwritten, so it is read first)."""
+    repo = repository_of(pair)
+    return dict(pair, source=source, **({"repo": repo} if repo else {}))
+
 
 def prepare_rows(pairs: Sequence[dict], recipe, negatives: int) -> dict[str, list]:
     """Dataset columns: ``anchor``, ``positive``, ``negative_1..k`` with the recipe's prefixes for each

@@ -23,6 +23,7 @@ save → report (:mod:`.report`). This module holds the loop; the others hold wh
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -59,7 +60,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] | None = None) -> dic
                       scale=cfg.scale, order_weight=cfg.order_weight, grade_margin=cfg.grade_margin,
                       teacher_vectors=teacher_vectors, distill_weight=cfg.distill_weight)
     dev_path, evaluator, dev_info = _dev_evaluator(cfg, base.recipe, say)
-    args, save_steps, total_steps = _training_args(cfg, len(dataset), evaluator is not None)
+    args, save_steps, total_steps = _training_args(cfg, len(dataset), evaluator is not None,
+                                                   groups=[row.get("repo") for row in data.rows])
     trainer, log = _make_trainer(cfg, base.model, args, dataset, loss, evaluator, echo)
     start_metrics = _evaluate_start(cfg, base.model, evaluator, dev_info, log, say)
     say(f"training {base.resolved.name} on {len(dataset)} rows ({data.negatives} negatives each), "
@@ -111,8 +113,9 @@ def _dev_evaluator(cfg: TrainConfig, recipe, say: Callable[[str], None]):
     return dev_path, evaluator, info
 
 
-def _training_args(cfg: TrainConfig, rows: int, with_dev: bool):
-    """sentence-transformers' training arguments; also the checkpoint interval and the number of steps."""
+def _training_args(cfg: TrainConfig, rows: int, with_dev: bool, groups: list[str | None] | None = None):
+    """sentence-transformers' training arguments; also the checkpoint interval and the number of steps.
+    ``groups``: each row's repository, for ``--batches repository``."""
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
@@ -130,7 +133,7 @@ def _training_args(cfg: TrainConfig, rows: int, with_dev: bool):
         weight_decay=cfg.weight_decay,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps if cfg.max_steps else -1,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        batch_sampler=_batch_sampler(cfg, groups) or BatchSamplers.NO_DUPLICATES,
         eval_strategy="steps" if with_dev else "no",
         eval_steps=cfg.eval_every if with_dev else None,
         save_strategy="steps",
@@ -149,6 +152,18 @@ def _training_args(cfg: TrainConfig, rows: int, with_dev: bool):
         **warmup,
     )
     return args, save_steps, total_steps
+
+
+def _batch_sampler(cfg: TrainConfig, groups: list[str | None] | None):
+    """The repository-grouped sampler for ``--batches repository``; None: sentence-transformers' no-duplicates one."""
+    if cfg.batches != "repository":
+        return None
+    if not groups or not any(groups):
+        raise CodeseerError("--batches repository: no pair names its repository (mine-git pairs do: "
+                            "`codeseer data mine-git`, or a \"repo\" field)")
+    from codeseer.train.batching import RepositoryBatchSampler
+
+    return functools.partial(RepositoryBatchSampler, groups=groups)
 
 
 def uses_bf16(precision: str, device: str | None) -> bool:
