@@ -85,6 +85,7 @@ def test_a_rename_in_one_function_yields_it_as_it_was_with_its_untouched_neighbo
     assert pair["negatives"][0].startswith("def clamp_value(") and len(pair["negatives"]) == 2  # nearest first
     assert not any("scale_values" in n for n in pair["negatives"])
     assert pair["path"] == "src/util.py" and pair["source"].startswith("tools-repo@")
+    assert pair["repo"] == "tools-repo"  # what `codeseer train --batches repository` groups by
     body = [p for p in pairs if p["kind"] == "commit-body"]
     assert [b["query"] for b in body] == ["The word factor was confusing next to the scale factor of the plot."]
     assert body[0]["positive"] == pair["positive"]

@@ -37,6 +37,7 @@ def test_repository_of_reads_the_field_or_mine_gits_source():
     assert repository_of({"repo": "owner/name", "source": "x"}) == "owner/name"
     assert repository_of({"source": "abseil/abseil-cpp@7f04c284484d:absl/strings/escaping.cc:1178"}) == \
         "abseil/abseil-cpp"
+    assert repository_of({"source": "tools-repo@0123abcd4567:src/util.py:3"}) == "tools-repo"  # no remote
     assert repository_of({"source": "/venv/lib/python3.11/site-packages/accelerate/local_sgd.py:88"}) is None
     assert repository_of({"source": "node_modules/@types/node/fs.d.ts:3"}) is None
     assert repository_of({"query": "q", "positive": "p"}) is None

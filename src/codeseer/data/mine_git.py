@@ -133,7 +133,7 @@ def commit_pairs(root: Path, commit: Commit, *, label: str, max_negatives: int) 
             pairs.append({"query": query, "positive": function["text"], "negatives": negatives, "task": "nl2code",
                           "kind": kind, "language": detect_language(path) or "",
                           "source": f"{label}@{commit.commit[:12]}:{path}:{function['start_line']}",
-                          "symbol": function["symbol"], "path": path})
+                          "symbol": function["symbol"], "path": path, "repo": label})
     return pairs
 
 

@@ -25,8 +25,8 @@ from codeseer.train.negatives import mine_hard_negatives, normalise
 from codeseer.train.teachers import load_or_encode
 
 PAIRS_FILE = "train_pairs.jsonl"
-# mine-git's source: "owner/name@<commit>:<path>:<line>"
-_MINED_SOURCE = re.compile(r"^([^@\s:]+/[^@\s:/]+)@[0-9a-f]{7,40}:")
+# mine-git's source: "<owner/name or folder>@<commit>:<path>:<line>" (pairs mined before it wrote "repo")
+_MINED_SOURCE = re.compile(r"^([^@\s:]+)@[0-9a-f]{7,40}:")
 OASIS_NEEDS_NEGATIVES = "--loss oasis needs hard negatives: pass --hard-negatives N or pairs with \"negatives\""
 
 __all__ = ["PAIRS_FILE", "Rows", "build_rows", "load_pairs", "prefixes", "prepare_rows", "repository_of",
