@@ -85,8 +85,8 @@ def test_the_option_is_checked_and_needs_pairs_that_name_a_repository(tmp_path):
         TrainConfig(batches="by-language", pairs=["p.jsonl"], out=tmp_path).validate()
     cfg = TrainConfig(batches="repository", pairs=["p.jsonl"], out=tmp_path).validate()
     with pytest.raises(CodeseerError, match="no pair names its repository"):
-        _batch_sampler(cfg, [None, None])
-    assert _batch_sampler(TrainConfig(pairs=["p.jsonl"], out=tmp_path).validate(), [None]) is None
+        _batch_sampler(cfg, [{"query": "q"}, {"query": "r"}])
+    assert _batch_sampler(TrainConfig(pairs=["p.jsonl"], out=tmp_path).validate(), [{"query": "q"}]) is None
 
 
 @pytest.fixture(scope="module")

@@ -55,13 +55,13 @@ def train(config: TrainConfig, echo: Callable[[str], None] | None = None) -> dic
     rng = random.Random(cfg.seed)
     base = load_base(cfg)
     data = build_rows(cfg, pairs, general, base.model, base.recipe, rng, say)
+    batch_sampler = _batch_sampler(cfg, data.rows)  # before the teachers encode: a bad --batches fails at once
     dataset, teacher_vectors = to_dataset(cfg, data, base.recipe, base.resolved.location, say)
     loss = build_loss(base.model, cfg.loss, mini_batch_size=cfg.mini_batch_size, matryoshka_dims=cfg.matryoshka_dims,
                       scale=cfg.scale, order_weight=cfg.order_weight, grade_margin=cfg.grade_margin,
                       teacher_vectors=teacher_vectors, distill_weight=cfg.distill_weight)
     dev_path, evaluator, dev_info = _dev_evaluator(cfg, base.recipe, say)
-    args, save_steps, total_steps = _training_args(cfg, len(dataset), evaluator is not None,
-                                                   groups=[row.get("repo") for row in data.rows])
+    args, save_steps, total_steps = _training_args(cfg, len(dataset), evaluator is not None, batch_sampler)
     trainer, log = _make_trainer(cfg, base.model, args, dataset, loss, evaluator, echo)
     start_metrics = _evaluate_start(cfg, base.model, evaluator, dev_info, log, say)
     say(f"training {base.resolved.name} on {len(dataset)} rows ({data.negatives} negatives each), "
@@ -113,9 +113,9 @@ def _dev_evaluator(cfg: TrainConfig, recipe, say: Callable[[str], None]):
     return dev_path, evaluator, info
 
 
-def _training_args(cfg: TrainConfig, rows: int, with_dev: bool, groups: list[str | None] | None = None):
+def _training_args(cfg: TrainConfig, rows: int, with_dev: bool, batch_sampler=None):
     """sentence-transformers' training arguments; also the checkpoint interval and the number of steps.
-    ``groups``: each row's repository, for ``--batches repository``."""
+    ``batch_sampler``: :func:`_batch_sampler`'s (None: sentence-transformers' no-duplicates one)."""
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
@@ -133,7 +133,7 @@ def _training_args(cfg: TrainConfig, rows: int, with_dev: bool, groups: list[str
         weight_decay=cfg.weight_decay,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps if cfg.max_steps else -1,
-        batch_sampler=_batch_sampler(cfg, groups) or BatchSamplers.NO_DUPLICATES,
+        batch_sampler=batch_sampler or BatchSamplers.NO_DUPLICATES,
         eval_strategy="steps" if with_dev else "no",
         eval_steps=cfg.eval_every if with_dev else None,
         save_strategy="steps",
@@ -154,11 +154,13 @@ def _training_args(cfg: TrainConfig, rows: int, with_dev: bool, groups: list[str
     return args, save_steps, total_steps
 
 
-def _batch_sampler(cfg: TrainConfig, groups: list[str | None] | None):
-    """The repository-grouped sampler for ``--batches repository``; None: sentence-transformers' no-duplicates one."""
+def _batch_sampler(cfg: TrainConfig, rows: list[dict]):
+    """The repository-grouped sampler for ``--batches repository`` (each row's ``repo``, from
+    :func:`codeseer.train.data.build_rows`); None: sentence-transformers' no-duplicates one."""
     if cfg.batches != "repository":
         return None
-    if not groups or not any(groups):
+    groups = [row.get("repo") for row in rows]
+    if not any(groups):
         raise CodeseerError("--batches repository: no pair names its repository (mine-git pairs do: "
                             "`codeseer data mine-git`, or a \"repo\" field)")
     from codeseer.train.batching import RepositoryBatchSampler
