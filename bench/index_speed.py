@@ -21,12 +21,12 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from codeseer.index.indexer import embed_text, index_repository  # noqa: E402
-from codeseer.index.chunking import chunk_source  # noqa: E402
+from codeseer.index.indexer import index_repository  # noqa: E402
 from codeseer.index.store import IndexStore  # noqa: E402
-from codeseer.index.walker import WalkStats, read_source, walk  # noqa: E402
+from codeseer.index.walker import WalkStats, walk  # noqa: E402
 from codeseer.models.embedder import Embedder  # noqa: E402
 from codeseer.search.searcher import Searcher  # noqa: E402
+from scale import iter_chunk_texts  # noqa: E402  (bench/ is on the path: this script's folder)
 
 QUERIES = [
     "load a pretrained model from a local folder", "split text into tokens", "save the configuration to json",
@@ -67,12 +67,7 @@ def bench_codeseer(repo: Path, embedder: Embedder, queries: list[str]) -> dict:
     start = time.perf_counter()
     report = index_repository(repo, index_dir=index_dir, embedder_factory=lambda m: embedder)
     seconds = time.perf_counter() - start
-    texts = []
-    for f in walk(repo, WalkStats()):
-        text = read_source(f, WalkStats())
-        if text is not None:
-            texts += [embed_text(c.symbol, c.text) for c in chunk_source(f.rel, text, f.language)]
-    tokens = count_tokens(embedder, texts)
+    tokens = count_tokens(embedder, list(iter_chunk_texts(repo)))
     start = time.perf_counter()
     again = index_repository(repo, index_dir=index_dir, embedder_factory=lambda m: embedder)
     noop_seconds = time.perf_counter() - start

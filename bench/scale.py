@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -73,17 +74,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def chunk_texts(repo: Path) -> list[str]:
+def iter_chunk_texts(repo: Path) -> Iterator[str]:
+    """Every chunk of ``repo`` as the index embeds it (the benches count its tokens or time its encoding)."""
     from codeseer.index.chunking import chunk_source
     from codeseer.index.indexer import embed_text
     from codeseer.index.walker import WalkStats, read_source, walk
 
-    texts = []
     for f in walk(repo, WalkStats()):
         text = read_source(f, WalkStats())
         if text is not None:
-            texts += [embed_text(c.symbol, c.text) for c in chunk_source(f.rel, text, f.language)]
-    return texts
+            yield from (embed_text(c.symbol, c.text) for c in chunk_source(f.rel, text, f.language))
 
 
 def token_lengths(tokenizer, texts: list[str], limit: int) -> list[int]:
@@ -126,7 +126,7 @@ def worker_codeseer(repo: Path, out: Path, backend: str, model: str | None) -> d
     report = index_repository(repo, index_dir=index_dir, model=model, backend=backend)
     seconds = time.perf_counter() - start
     probe = Embedder(None, backend="torch")  # one tokenizer counts for every run (the static model shares its vocabulary)
-    lengths = token_lengths(probe.tokenizer, chunk_texts(repo), probe.max_seq_length)
+    lengths = token_lengths(probe.tokenizer, list(iter_chunk_texts(repo)), probe.max_seq_length)
     return {"seconds": seconds, "files": report.files, "units": report.chunks, "embedded": report.embedded_chunks,
             "tokens": sum(lengths), "mean_len": sum(lengths) / max(len(lengths), 1), "bytes": dir_bytes(index_dir)}
 

@@ -19,6 +19,7 @@ Called by bench/scale.py as ``scale_ray.main(argv)``, which gets the numbers bac
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -95,20 +96,12 @@ def max_vector_difference(a: Path, b: Path) -> float:
 
 def thread_probe(repo: Path, texts: int = 400, backend: str = "auto", model: str | None = None) -> dict:
     """Seconds for ``texts`` chunks in this process: the encoder's default thread pool vs one thread."""
-    from codeseer.index.chunking import chunk_source
+    from scale import iter_chunk_texts
+
     from codeseer.index.distributed import _limit_onnx_threads
-    from codeseer.index.indexer import embed_text
-    from codeseer.index.walker import WalkStats, read_source, walk
     from codeseer.models.embedder import Embedder
 
-    sample = []
-    for source in walk(repo, WalkStats()):
-        text = read_source(source, WalkStats())
-        if text:
-            sample += [embed_text(c.symbol, c.text) for c in chunk_source(source.rel, text, source.language)]
-        if len(sample) >= texts:
-            break
-    sample = sample[:texts]
+    sample = list(itertools.islice(iter_chunk_texts(repo), texts))
     embedder = Embedder(model, backend=backend)
     embedder.encode_documents(sample[:16])  # warm-up
     result = {"texts": len(sample), "backend": embedder.backend, "int8": embedder.quantized}
